@@ -1,1 +1,8 @@
-"""blurtools.cli"""
+"""Command-line adapters: the only package that imports typer or rich.
+
+COMMAND_MODULES lists the subcommand modules in the order ``blurtools --help`` shows them; each module
+has ``COMMAND_NAME`` and ``command``.
+"""
+
+COMMAND_MODULES = [
+]

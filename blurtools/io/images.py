@@ -1,0 +1,139 @@
+"""Reading and writing still images as float tensors.
+
+Any PNG/JPEG/TIFF/BMP a user has (8- or 16-bit; gray, gray+alpha, RGB, RGBA) is read into a float32
+tensor (C, H, W) in [0, 1]; written back as 8- or 16-bit PNG (or any format imageio knows for 8-bit).
+Alpha is dropped (blur physics concerns the colour channels); gray becomes RGB unless ``keep_gray``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Tuple
+
+import numpy as np
+import torch
+
+from blurtools.errors import BlurtoolsError
+from blurtools.io.atomic import atomic_path, atomic_write_bytes
+from blurtools.io.png16 import SIGNATURE, decode_png16, encode_png16, png_header
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm")
+
+
+def is_image_path(path: "str | Path") -> bool:
+    """True when the file name has an image extension blurtools reads."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_array(path: "str | Path") -> np.ndarray:
+    """Decode an image file to its native numpy array (uint8/uint16/float; (H, W) or (H, W, C)).
+
+    Raises:
+        BlurtoolsError: naming the file when it is missing, empty, truncated or not an image.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BlurtoolsError(f"{path}: no such file")
+    if path.is_dir():
+        raise BlurtoolsError(f"{path}: is a folder, expected an image file")
+    if path.stat().st_size == 0:
+        raise BlurtoolsError(f"{path}: empty file")
+    with open(path, "rb") as f:
+        head = f.read(32)
+    if head[:8] == SIGNATURE:
+        try:
+            depth = png_header(head)[2]
+        except Exception:
+            raise BlurtoolsError(f"{path}: not a valid PNG file") from None
+        if depth == 16:
+            return decode_png16(path)
+    import imageio.v3 as iio
+
+    try:
+        array = iio.imread(path)
+    except Exception as exc:  # imageio raises many types for undecodable input
+        raise BlurtoolsError(f"{path}: cannot read as an image ({type(exc).__name__}: {exc})".split("\n")[0]) from None
+    array = np.asarray(array)
+    if array.ndim == 4:  # a multi-page file (e.g. an animated GIF): its first page
+        array = array[0]
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise BlurtoolsError(f"{path}: not a 2-D image (shape {array.shape})")
+    return array
+
+
+def array_to_tensor(array: np.ndarray, keep_gray: bool = False) -> torch.Tensor:
+    """uint8/uint16/bool/float array (H, W[, C]) -> float32 (C, H, W) in [0, 1], alpha dropped."""
+    a = np.asarray(array)
+    if a.dtype == np.uint8:
+        scale = 255.0
+    elif a.dtype == np.uint16:
+        scale = 65535.0
+    elif a.dtype == bool:
+        a, scale = a.astype(np.uint8), 1.0
+    elif np.issubdtype(a.dtype, np.integer):
+        scale = float(np.iinfo(a.dtype).max)
+    else:
+        scale = 1.0
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.shape[2] in (2, 4):  # drop alpha
+        a = a[:, :, :-1]
+    if a.shape[2] > 4:
+        raise BlurtoolsError(f"unsupported channel count {a.shape[2]}")
+    t = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)).astype(np.float32) / scale)
+    if t.shape[0] == 1 and not keep_gray:
+        t = t.expand(3, -1, -1).contiguous()
+    return t.clamp_(0, 1)
+
+
+def read_image(path: "str | Path", keep_gray: bool = False) -> torch.Tensor:
+    """Read an image file as float32 (C, H, W) in [0, 1]: C = 3, or 1 for gray with ``keep_gray``.
+
+    Example:
+        >>> x = read_image("photo.jpg")      # (3, H, W)
+    """
+    array = read_array(path)
+    if min(array.shape[:2]) == 0:
+        raise BlurtoolsError(f"{path}: zero-size image")
+    return array_to_tensor(array, keep_gray=keep_gray)
+
+
+def read_image_bits(path: "str | Path") -> int:
+    """Bit depth of the stored samples: 16 for 16-bit files, 8 otherwise."""
+    array = read_array(path)
+    return 16 if array.dtype == np.uint16 else 8
+
+
+def image_size(path: "str | Path") -> Tuple[int, int]:
+    """(H, W) of an image file."""
+    return tuple(read_array(path).shape[:2])  # type: ignore[return-value]
+
+
+def tensor_to_array(image: torch.Tensor, bits: int = 8) -> np.ndarray:
+    """float (C, H, W) in [0, 1] -> uint8/uint16 (H, W, C) or (H, W) for one channel, rounded."""
+    if image.dim() != 3 or image.shape[0] not in (1, 3, 4):
+        raise BlurtoolsError(f"expected an image tensor (C, H, W) with C in 1, 3, 4, got {tuple(image.shape)}")
+    if bits not in (8, 16):
+        raise BlurtoolsError(f"bit depth must be 8 or 16, got {bits}")
+    peak = 255.0 if bits == 8 else 65535.0
+    a = np.ascontiguousarray((image.detach().float().clamp(0, 1) * peak).round().cpu().numpy().transpose(1, 2, 0))
+    a = a.astype(np.uint8 if bits == 8 else np.uint16)
+    return a[:, :, 0] if a.shape[2] == 1 else a
+
+
+def write_image(path: "str | Path", image: torch.Tensor, bits: int = 8) -> None:
+    """Write float (C, H, W) in [0, 1] to ``path`` atomically; 16-bit needs a .png path.
+
+    The extension picks the format (PNG, JPEG, TIFF, BMP...). The file appears only when complete.
+    """
+    path = Path(path)
+    array = tensor_to_array(image, bits)
+    if bits == 16:
+        if path.suffix.lower() != ".png":
+            raise BlurtoolsError(f"{path}: 16-bit output needs a .png file")
+        atomic_write_bytes(path, encode_png16(array))
+        return
+    import imageio.v3 as iio
+
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, array, extension=path.suffix.lower() or ".png")

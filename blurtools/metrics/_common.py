@@ -1,0 +1,105 @@
+"""Input handling shared by the metrics: shape checks, the integer scale, border crop, BT.601 luma.
+
+Every metric takes float tensors (B, C, H, W) with values in [0, 1] plus a ``data_range`` that names the
+integer peak those values stand for (1.0: score the floats as they are; 255: 8-bit; 65535: 16-bit).
+Internally everything runs in float64 on the input's device, on the scale [0, data_range], so that images
+decoded from 8/16-bit files score exactly like skimage on the integer arrays.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from blurtools.errors import UsageError
+
+# ITU-R BT.601 luma on the studio range, as used by the super-resolution / deblurring tables:
+# Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 for R, G, B in [0, 255].
+_Y_OFFSET = 16.0
+_Y_WEIGHTS = (65.481, 128.553, 24.966)
+
+
+def check_pair(pred: torch.Tensor, gt: torch.Tensor, what: str) -> None:
+    """Raise UsageError unless pred and gt are float tensors (B, C, H, W) of one shape on one device."""
+    for name, t in (("pred", pred), ("gt", gt)):
+        if not isinstance(t, torch.Tensor):
+            raise UsageError(f"{what}: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() != 4:
+            raise UsageError(f"{what}: {name} must be (B, C, H, W), got shape {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise UsageError(
+                f"{what}: {name} must be a float tensor in [0, 1], got {t.dtype} "
+                "(divide integer images by their peak and pass data_range=peak)"
+            )
+    if pred.shape != gt.shape:
+        raise UsageError(f"{what}: pred shape {tuple(pred.shape)} differs from gt shape {tuple(gt.shape)}")
+    if pred.device != gt.device:
+        raise UsageError(f"{what}: pred is on {pred.device} but gt is on {gt.device}")
+
+
+def resolve_quantize(data_range: float, quantize: bool | None) -> bool:
+    """``None`` means: quantize exactly when data_range > 1 (an integer bit depth)."""
+    if not data_range > 0:
+        raise UsageError(f"data_range must be > 0, got {data_range}")
+    if quantize is None:
+        quantize = data_range > 1
+    if quantize and float(data_range) != round(float(data_range)):
+        raise UsageError(f"quantize needs an integer data_range (255, 65535, ...), got {data_range}")
+    return bool(quantize)
+
+
+def to_scale(x: torch.Tensor, data_range: float, quantize: bool) -> torch.Tensor:
+    """[0, 1] float -> float64 on [0, data_range]; quantized to the integers a file of that depth stores.
+
+    Quantizing (clamp to [0, 1], times data_range, round half to even like numpy) recovers the exact
+    integers of an image read from an 8/16-bit file despite the float32 rounding of k/255, and turns a
+    network's float output into what saving it would store, which is what published tables score.
+    """
+    x = x.to(torch.float64)
+    if quantize:
+        return torch.round(x.clamp(0.0, 1.0) * float(data_range))
+    return x * float(data_range)
+
+
+def crop(x: torch.Tensor, border: int) -> torch.Tensor:
+    """Drop ``border`` pixels on every side of (…, H, W)."""
+    if border < 0:
+        raise UsageError(f"crop_border must be >= 0, got {border}")
+    if border == 0:
+        return x
+    h, w = x.shape[-2:]
+    if 2 * border >= min(h, w):
+        raise UsageError(f"crop_border {border} leaves nothing of a {h}x{w} image")
+    return x[..., border : h - border, border : w - border]
+
+
+def rgb_to_y_scaled(x: torch.Tensor, data_range: float) -> torch.Tensor:
+    """BT.601 studio-range luma of (B, 3, H, W) values on [0, data_range] -> (B, 1, H, W), same scale.
+
+    Local to metrics so that it runs in float64 and needs nothing from ops; it is the same formula as
+    blurtools.ops.color.rgb_to_y (there on [0, 1]): Y_L = 16 L/255 + (65.481 R + 128.553 G + 24.966 B)/255.
+    """
+    if x.shape[1] != 3:
+        raise UsageError(f"y_channel needs RGB input (C=3), got C={x.shape[1]}")
+    wr, wg, wb = _Y_WEIGHTS
+    y = (wr * x[:, 0:1] + wg * x[:, 1:2] + wb * x[:, 2:3]) / 255.0
+    return y + _Y_OFFSET * float(data_range) / 255.0
+
+
+def prepare(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    *,
+    data_range: float,
+    quantize: bool | None,
+    crop_border: int,
+    y_channel: bool,
+    what: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check, scale to [0, data_range] in float64, crop and optionally take luma; returns (pred, gt)."""
+    check_pair(pred, gt, what)
+    q = resolve_quantize(data_range, quantize)
+    p, g = to_scale(pred, data_range, q), to_scale(gt, data_range, q)
+    p, g = crop(p, crop_border), crop(g, crop_border)
+    if y_channel:
+        p, g = rgb_to_y_scaled(p, data_range), rgb_to_y_scaled(g, data_range)
+    return p, g
