@@ -6,7 +6,6 @@ Building a kernel (``gaussian_kernel1d``) is kept apart from applying one (``sep
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Tuple
 
 import torch
@@ -77,8 +76,8 @@ def separable_conv2d(x: torch.Tensor, k_row: torch.Tensor, k_col: Optional[torch
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float, truncate: float = 3.5, padding: str = "reflect") -> torch.Tensor:
-    """Gaussian blur of (B, C, H, W) with a window of 2*ceil(truncate*sigma)+1 taps."""
-    size = 2 * int(math.ceil(truncate * sigma)) + 1
+    """Gaussian blur of (B, C, H, W); the window has 2*int(truncate*sigma + 0.5) + 1 taps, as scipy's."""
+    size = 2 * int(truncate * sigma + 0.5) + 1
     k = gaussian_kernel1d(size, sigma, dtype=x.dtype, device=x.device)
     return separable_conv2d(x, k, k, padding=padding)
 

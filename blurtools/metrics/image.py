@@ -1,0 +1,52 @@
+"""Several metrics of a batch in one call, all on the same prepared images."""
+
+from __future__ import annotations
+
+import torch
+
+from blurtools.metrics._common import check_pair, crop, resolve_quantize, to_scale
+from blurtools.metrics.lpips_metric import LpipsMetric
+from blurtools.metrics.psnr import psnr
+from blurtools.metrics.ssim import ssim
+
+
+def compute_image_metrics(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    data_range: float = 1.0,
+    ssim_mode: str = "skimage",
+    y_channel: bool = False,
+    crop_border: int = 0,
+    lpips: LpipsMetric | None = None,
+    quantize: bool | None = None,
+) -> dict[str, torch.Tensor]:
+    """PSNR, SSIM and (when ``lpips`` is given) LPIPS per image.
+
+    Args:
+        pred, gt: float (B, C, H, W) in [0, 1], same shape and device.
+        data_range, y_channel, crop_border, quantize: as in :func:`psnr` / :func:`ssim`.
+        ssim_mode: "skimage" or "matlab3d".
+        lpips: a built :class:`LpipsMetric`, or None to skip LPIPS. LPIPS always sees RGB (never the
+            Y channel), after the same crop and, when quantizing, the same rounding as PSNR/SSIM, so
+            all three score the same pixels.
+
+    Returns:
+        {"psnr": (B,), "ssim": (B,)[, "lpips": (B,)]}, float64 tensors on the inputs' device.
+
+    Example:
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> sorted(compute_image_metrics(x, x, data_range=255))
+        ['psnr', 'ssim']
+    """
+    opts = dict(data_range=data_range, crop_border=crop_border, y_channel=y_channel, quantize=quantize)
+    out = {"psnr": psnr(pred, gt, **opts), "ssim": ssim(pred, gt, mode=ssim_mode, **opts)}
+    if lpips is not None:
+        check_pair(pred, gt, "lpips")
+        q = resolve_quantize(data_range, quantize)
+        if q:
+            # Score the stored image: same rounding as PSNR/SSIM, back on [0, 1].
+            pred = to_scale(pred, data_range, True) / float(data_range)
+            gt = to_scale(gt, data_range, True) / float(data_range)
+        pred, gt = crop(pred, crop_border), crop(gt, crop_border)
+        out["lpips"] = lpips(pred, gt)
+    return out
