@@ -122,8 +122,11 @@ def test_y_channel_matches_bt601_formula():
     assert abs(ssim(pred, gt, data_range=255, y_channel=True).item() - sk_ssim(ya, yb, 255)) < TOL
     assert abs(psnr(pred, gt, data_range=255, y_channel=True).item()
                - peak_signal_noise_ratio(yb, ya, data_range=255)) < TOL
-    with pytest.raises(UsageError, match="C=3"):
-        psnr(pred[:, :1], gt[:, :1], data_range=255, y_channel=True)
+    # Gray input is luma already (as blurtools.ops.color.rgb_to_y takes it).
+    assert torch.equal(psnr(pred[:, :1], gt[:, :1], data_range=255, y_channel=True),
+                       psnr(pred[:, :1], gt[:, :1], data_range=255))
+    with pytest.raises(UsageError, match="C=2"):
+        psnr(pred[:, :2], gt[:, :2], data_range=255, y_channel=True)
 
 
 def test_psnr_identical_is_inf():

@@ -5,4 +5,5 @@ has ``COMMAND_NAME`` and ``command``.
 """
 
 COMMAND_MODULES = [
+    "score",
 ]

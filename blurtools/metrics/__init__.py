@@ -7,7 +7,13 @@ All computation is float64 on the inputs' device; results are (B,) float64 tenso
 """
 
 from blurtools.metrics.image import compute_image_metrics
-from blurtools.metrics.lpips_metric import LPIPS_NETS, TRUNK_FILES, LpipsMetric, trunk_checkpoint_dir, trunk_path
+from blurtools.metrics.lpips_metric import (
+    LPIPS_NETS,
+    TRUNK_FILES,
+    LpipsMetric,
+    trunk_checkpoint_dir,
+    trunk_path,
+)
 from blurtools.metrics.psnr import psnr
 from blurtools.metrics.ssim import SSIM_MODES, ssim
 from blurtools.metrics.video import ORDERS, VideoScore, score_video

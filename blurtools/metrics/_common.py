@@ -11,11 +11,7 @@ from __future__ import annotations
 import torch
 
 from blurtools.errors import UsageError
-
-# ITU-R BT.601 luma on the studio range, as used by the super-resolution / deblurring tables:
-# Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 for R, G, B in [0, 255].
-_Y_OFFSET = 16.0
-_Y_WEIGHTS = (65.481, 128.553, 24.966)
+from blurtools.ops.color import rgb_to_y
 
 
 def check_pair(pred: torch.Tensor, gt: torch.Tensor, what: str) -> None:
@@ -72,17 +68,16 @@ def crop(x: torch.Tensor, border: int) -> torch.Tensor:
     return x[..., border : h - border, border : w - border]
 
 
-def rgb_to_y_scaled(x: torch.Tensor, data_range: float) -> torch.Tensor:
+def luma_scaled(x: torch.Tensor, data_range: float) -> torch.Tensor:
     """BT.601 studio-range luma of (B, 3, H, W) values on [0, data_range] -> (B, 1, H, W), same scale.
 
-    Local to metrics so that it runs in float64 and needs nothing from ops; it is the same formula as
-    blurtools.ops.color.rgb_to_y (there on [0, 1]): Y_L = 16 L/255 + (65.481 R + 128.553 G + 24.966 B)/255.
+    Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 on the 8-bit scale (blurtools.ops.color.rgb_to_y);
+    a gray image (C = 1) is taken to be luma already, as rgb_to_y does.
     """
-    if x.shape[1] != 3:
-        raise UsageError(f"y_channel needs RGB input (C=3), got C={x.shape[1]}")
-    wr, wg, wb = _Y_WEIGHTS
-    y = (wr * x[:, 0:1] + wg * x[:, 1:2] + wb * x[:, 2:3]) / 255.0
-    return y + _Y_OFFSET * float(data_range) / 255.0
+    if x.shape[1] not in (1, 3):
+        raise UsageError(f"y_channel needs RGB (C=3) or gray (C=1) input, got C={x.shape[1]}")
+    peak = float(data_range)
+    return rgb_to_y(x / peak) * peak
 
 
 def prepare(
@@ -101,5 +96,5 @@ def prepare(
     p, g = to_scale(pred, data_range, q), to_scale(gt, data_range, q)
     p, g = crop(p, crop_border), crop(g, crop_border)
     if y_channel:
-        p, g = rgb_to_y_scaled(p, data_range), rgb_to_y_scaled(g, data_range)
+        p, g = luma_scaled(p, data_range), luma_scaled(g, data_range)
     return p, g

@@ -30,7 +30,7 @@ def psnr(
             ``skimage.metrics.peak_signal_noise_ratio(a_uint8, b_uint8, data_range=255)``.
         crop_border: pixels dropped on every side before scoring.
         y_channel: score BT.601 luma (Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255 on the 8-bit
-            scale) instead of RGB; needs C = 3.
+            scale) instead of RGB; gray input (C = 1) is taken as luma.
         quantize: round clamp(x, 0, 1) * data_range to integers first (what saving at that depth
             stores). None (default) = quantize exactly when data_range > 1.
 

@@ -102,7 +102,7 @@ def ssim(
             with ``data_range=255`` (to ~1e-12).
         mode: "skimage" (default) or "matlab3d"; see the module docstring. Not comparable.
         crop_border: pixels dropped on every side before scoring (before the 5 px skimage crop).
-        y_channel: score BT.601 luma instead of RGB; needs C = 3.
+        y_channel: score BT.601 luma instead of RGB (gray input is taken as luma).
         quantize: round clamp(x, 0, 1) * data_range to integers first. None (default) = quantize
             exactly when data_range > 1.
 

@@ -74,7 +74,8 @@ def score_video(
 
     Example:
         >>> gt = torch.rand(7, 3, 24, 24)
-        >>> score_video(gt.flip(0), gt, data_range=255).order
+        >>> pred = (gt + 0.02 * torch.randn_like(gt)).clamp(0, 1)
+        >>> score_video(pred.flip(0), gt, data_range=255).order
         'reversed'
     """
     for name, t in (("pred", pred), ("gt", gt)):

@@ -1,0 +1,210 @@
+"""Checkpoints: plain dicts written atomically, read with ``torch.load(weights_only=True)``.
+
+Two kinds share one set of keys so every loader reads both:
+
+* weights (``weights.pt``, ``best.pt``): what ``deblur`` / ``extract-video --weights`` load::
+
+    {"format": "blurtools-weights/1", "arch": "dm", "model_args": {...}, "state_dict": {...},
+     "kind": "image" | "video", "frames": int | None, "config": {...}, "version": "0.1.0",
+     "tool": "blurtools train", "step": int, "metrics": {...}}
+
+* training state (``last.pt``): the same keys (so it loads as weights too) with ``"format":
+  "blurtools-train-state/1"`` and what resuming needs: ``stage`` (index whose optimiser is stored),
+  ``optimizer``, ``schedule``, ``scaler``, ``critic_state_dict``, ``critic_optimizer``, ``critic_scaler``,
+  ``rng`` (one entry per process: python, numpy, torch, cuda, named generators), ``best_psnr``,
+  ``log_accum``, ``world_size``.
+
+Nothing but tensors, numbers, strings, lists and dicts is stored, never a pickled object.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from blurtools import __version__
+from blurtools.errors import BlurtoolsError
+from blurtools.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FORMAT = "blurtools-weights/1"
+STATE_FORMAT = "blurtools-train-state/1"
+FORMATS = (WEIGHTS_FORMAT, STATE_FORMAT)
+TOOL = "blurtools train"
+KINDS = ("image", "video")
+
+
+def save_checkpoint(path: "str | Path", obj: Mapping[str, Any]) -> None:
+    """Write ``obj`` with torch.save to a temporary file beside ``path``, fsync, rename over ``path``.
+
+    A process killed at any moment leaves the previous file at ``path`` intact (or none).
+    """
+    with atomic_path(path, suffix=".pt") as tmp:
+        with open(tmp, "wb") as f:
+            torch.save(dict(obj), f)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_checkpoint(path: "str | Path", map_location: Any = "cpu") -> Dict[str, Any]:
+    """Load a blurtools checkpoint dict safely (weights_only=True) and check its keys.
+
+    Raises:
+        BlurtoolsError: missing, unreadable, not a dict, or not a blurtools checkpoint; the message names
+            the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BlurtoolsError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated, foreign or pickled-object files all land here
+        raise BlurtoolsError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in FORMATS:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise BlurtoolsError(f"{path}: not a blurtools checkpoint (format {found!r}, expected one of {', '.join(FORMATS)})")
+    for key in ("arch", "model_args", "state_dict", "kind"):
+        if key not in ckpt:
+            raise BlurtoolsError(f"{path}: checkpoint lacks {key!r}")
+    return ckpt
+
+
+def cpu_state_dict(module: nn.Module) -> Dict[str, torch.Tensor]:
+    """A detached, contiguous CPU copy of ``module.state_dict()`` (portable across devices and layouts)."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
+
+
+def weights_record(model: nn.Module, arch: str, config: Mapping[str, Any], step: int,
+                   metrics: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The plain weights dict of ``model`` (see the module docstring)."""
+    kind = getattr(model, "kind", None)
+    if kind not in KINDS:
+        raise BlurtoolsError(f"model {arch}: class attribute kind must be 'image' or 'video', got {kind!r}")
+    return {
+        "format": WEIGHTS_FORMAT,
+        "arch": arch,
+        "model_args": dict(getattr(model, "model_args", {})),
+        "state_dict": cpu_state_dict(model),
+        "kind": kind,
+        "frames": int(model.frames) if getattr(model, "frames", None) is not None else None,
+        "config": dict(config),
+        "version": __version__,
+        "tool": TOOL,
+        "step": int(step),
+        "metrics": dict(metrics or {}),
+    }
+
+
+def _archs(archs: Optional[Mapping[str, type]]) -> Mapping[str, type]:
+    if archs is not None:
+        return archs
+    try:
+        from blurtools.models import ARCHS
+    except ImportError as exc:
+        raise BlurtoolsError(f"no model architectures are available (blurtools.models.ARCHS: {exc})") from None
+    return ARCHS
+
+
+def build_model(ckpt: Mapping[str, Any], archs: Optional[Mapping[str, type]] = None, where: str = "checkpoint") -> nn.Module:
+    """Construct the checkpoint's architecture with its model_args and load its state_dict (strict)."""
+    table = _archs(archs)
+    arch = ckpt["arch"]
+    if arch not in table:
+        raise BlurtoolsError(f"{where}: model {arch!r} is not known to this blurtools ({', '.join(sorted(table))})")
+    try:
+        model = table[arch](**dict(ckpt["model_args"]))
+    except TypeError as exc:
+        raise BlurtoolsError(f"{where}: cannot build {arch} with {dict(ckpt['model_args'])} ({exc})") from None
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()
+        raise BlurtoolsError(f"{where}: weights do not fit model {arch} with {dict(ckpt['model_args'])} "
+                             f"({' '.join(s.strip() for s in first[:3])[:400]})") from None
+    return model
+
+
+def load_model(path: "str | Path", expect_kind: Optional[str] = None, map_location: Any = "cpu",
+               expect_arch: Optional[str] = None, archs: Optional[Mapping[str, type]] = None) -> nn.Module:
+    """Load a trained model from weights.pt / best.pt / last.pt, in eval mode, on ``map_location``.
+
+    Args:
+        path: the checkpoint.
+        expect_kind: "image" (deblur) or "video" (extract-video) to refuse the other kind; None = any.
+        map_location: device for the tensors and the returned model.
+        expect_arch: refuse a checkpoint of another architecture; None = any.
+        archs: the architecture table (default ``blurtools.models.ARCHS``).
+
+    Returns:
+        The model (``model.kind``, ``model.model_args``, and ``model.checkpoint_meta`` = the checkpoint's
+        arch, kind, frames, config, version, tool, step, metrics).
+
+    Raises:
+        BlurtoolsError: unreadable file, unknown arch, wrong kind or arch, weights that do not fit.
+
+    Example:
+        >>> model = load_model("RUN/weights.pt", expect_kind="image")     # doctest: +SKIP
+        >>> sharp = model(blurry)                                          # doctest: +SKIP
+    """
+    if expect_kind is not None and expect_kind not in KINDS:
+        raise ValueError(f"expect_kind must be one of {KINDS} or None, got {expect_kind!r}")
+    ckpt = read_checkpoint(path, map_location="cpu")
+    arch, kind, frames = ckpt["arch"], ckpt["kind"], ckpt.get("frames")
+    if expect_arch is not None and arch != expect_arch:
+        raise BlurtoolsError(f"{path}: checkpoint of model {arch!r}, not {expect_arch!r}")
+    if expect_kind is not None and kind != expect_kind:
+        what = f"a video model ({arch}, {frames} frames)" if kind == "video" else f"an image model ({arch})"
+        need = "an image (deblurring) model" if expect_kind == "image" else "a video (frame-extraction) model"
+        raise BlurtoolsError(f"{path}: is {what}; this command needs {need}")
+    model = build_model(ckpt, archs, where=str(path))
+    if getattr(model, "kind", None) != kind:
+        raise BlurtoolsError(f"{path}: says kind {kind!r} but model {arch} is {getattr(model, 'kind', None)!r}")
+    model.checkpoint_meta = {k: ckpt.get(k) for k in ("arch", "kind", "frames", "config", "version", "tool", "step", "metrics")}
+    return model.to(map_location).eval()
+
+
+# ---------------------------------------------------------------- random number generator states
+
+def capture_rng(generators: Optional[Mapping[str, torch.Generator]] = None) -> Dict[str, Any]:
+    """Every RNG state of this process as plain data: python, numpy, torch CPU, CUDA, named generators."""
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state(legacy=False)
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    return {
+        "python": {"version": version, "state": list(internal), "gauss": gauss},
+        "numpy": {"bit_generator": np_state["bit_generator"],
+                  "key": torch.from_numpy(np.asarray(np_state["state"]["key"]).astype(np.int64)),
+                  "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]),
+                  "gauss": float(np_state["gauss"])},
+        "torch": torch.get_rng_state(),
+        "cuda": list(cuda),
+        "generators": {name: g.get_state() for name, g in (generators or {}).items()},
+    }
+
+
+def restore_rng(state: Mapping[str, Any], generators: Optional[Mapping[str, torch.Generator]] = None) -> None:
+    """Put back what :func:`capture_rng` recorded (CUDA states only when CUDA is present)."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    n = state["numpy"]
+    np.random.set_state({"bit_generator": n["bit_generator"],
+                         "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+                         "has_gauss": n["has_gauss"], "gauss": n["gauss"]})
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        if len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        else:
+            log.warning("resume: the run had %d CUDA devices, this machine %d; CUDA random states not restored",
+                        len(state["cuda"]), torch.cuda.device_count())
+    for name, g in (generators or {}).items():
+        if name in state.get("generators", {}):
+            g.set_state(state["generators"][name])
