@@ -6,4 +6,8 @@ has ``COMMAND_NAME`` and ``command``.
 
 COMMAND_MODULES = [
     "score",
+    "pack_h5",
+    "train",
+    "blur_synth",
+    "phase_code",
 ]

@@ -126,3 +126,17 @@ def command(
         sys.stdout.write("\n")
     else:
         _print_table(rows, summary, f"{pred} vs {gt}")
+
+
+MAN_EXAMPLES = [
+    ("Score a result folder against ground truth, as the deblurring papers do (RGB, 8-bit, no crop).",
+     "blurtools score results/ GoPro/test/sharp/ --csv scores.csv"),
+    ("SSIM as MATLAB computes it on RGB (the GoPro tables), with LPIPS-alex, as JSON.",
+     "blurtools score results/ gt/ --ssim matlab3d --lpips alex --json > scores.json"),
+    ("Score extracted videos against a sample set's sharp sequences, order-invariantly.",
+     "blurtools score videos/ sets/test --video"),
+]
+MAN_FILES = [
+    ("$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth", "AlexNet trunk for --lpips alex (supplied by the user)."),
+    ("$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth", "VGG16 trunk for --lpips vgg (supplied by the user)."),
+]

@@ -108,6 +108,26 @@ class Plan:
             sharp = sharp.flip(0)
         return blurry, sharp
 
+    def apply_joint_hwc(self, blurry: np.ndarray, sharp: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
+        """The same joint transforms on numpy arrays blurry (H, W, C), sharp (N, H, W, C), as views (no copy).
+
+        Datasets transform the stored integers this way before one conversion to float, instead of
+        copying float tensors once per flip.
+        """
+        if blurry.ndim != 3 or sharp.ndim != 4 or sharp.shape[1:] != blurry.shape:
+            raise BlurtoolsError(f"augment: expected blurry (H, W, C) and sharp (N, H, W, C), got "
+                                 f"{blurry.shape} and {sharp.shape}")
+        if self.hflip:
+            blurry, sharp = blurry[:, ::-1], sharp[:, :, ::-1]
+        if self.vflip:
+            blurry, sharp = blurry[::-1], sharp[:, ::-1]
+        if self.rot90 % 4:
+            # np.rot90 turns from the first axis towards the second, as torch.rot90 does.
+            blurry, sharp = np.rot90(blurry, self.rot90, (0, 1)), np.rot90(sharp, self.rot90, (1, 2))
+        if self.reverse:
+            sharp = sharp[::-1]
+        return blurry, sharp
+
     def apply_input(self, blurry: torch.Tensor) -> torch.Tensor:
         """Input-only corruptions on a float (C, H, W) image in [0, 1]; returns a new tensor in [0, 1]."""
         if not blurry.is_floating_point():

@@ -165,7 +165,7 @@ def pack_sets(sets: Sequence["str | Path"], output: "str | Path", *, compression
                              "repack it to change compression")
         compression = old_comp
         seed = int(old_opts.get("seed", seed)) if patch is not None else seed
-        gzip_level = int(old_opts.get("gzip_level", gzip_level))
+        gzip_level = int(old_opts.get("gzip_level") or gzip_level)
     compression = None if compression in (None, "none") else compression
     psize = patch_size(patch)
 
@@ -320,9 +320,10 @@ def _write(output: Path, units: List[_Unit], old: Any, old_info: Dict[str, Any],
             f.flush()
             f.attrs["complete"] = 1  # last: a file without it was never finished
         _fsync(tmp)
+        _umask_mode(tmp)
         if verify:
             verify_pack(tmp)
-    log.info("%s: %d samples (%d frames, %d-bit, %s, %s)", output, n_rows, n_frames, 8 * dtype.itemsize, layout,
+    log.debug("%s: %d samples (%d frames, %d-bit, %s, %s)", output, n_rows, n_frames, 8 * dtype.itemsize, layout,
              compression or "uncompressed")
     return pack_info(output)
 
@@ -356,6 +357,13 @@ def _prefetch(units: List[_Unit], workers: int, sample_bytes: int) -> Iterator[T
             for fut in pending:
                 if fut is not None:
                     fut.cancel()
+
+
+def _umask_mode(path: Path) -> None:
+    """Give the pack the permissions a plain open() would (the temporary file is created 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def _fsync(path: Path) -> None:

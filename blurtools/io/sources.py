@@ -324,9 +324,7 @@ def iter_windows(source: FrameSource, n: int, stride: int, wanted: Optional[Call
         cache: "collections.OrderedDict[int, np.ndarray]" = collections.OrderedDict()
         shape = None
         frames_it = iter(_Prefetch(lambda: ((i, read_frame(files[i])) for i in needed), prefetch))
-        for s in starts:
-            if not want(s):
-                continue
+        for s in chosen:
             for old in [k for k in cache if k < s]:
                 del cache[old]
             while len(cache) == 0 or next(reversed(cache)) < s + n - 1:

@@ -17,6 +17,7 @@ target Y (one vector per position):
 CX is near 1 when every target feature has a distinct close match in the prediction, wherever it is
 (up to the spatial term), so a shifted copy scores far better than a different image.
 The inputs are feature maps (e.g. VGG activations) or raw image patches (:func:`image_patches`).
+:func:`contiguous_blurry_loss` applies it to averages of consecutive frames (Niu et al.).
 Spatial weight and band width are options (Niu et al.'s values are unconfirmed; defaults w_s = 0.1 as in
 the contextual-bilateral variant, h = 0.5).
 
@@ -31,6 +32,8 @@ Example::
 """
 
 from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -117,3 +120,55 @@ def contextual_image_loss(pred: torch.Tensor, target: torch.Tensor, patch: int =
                              f"{tuple(target.shape)} differ in shape")
     return contextual_loss(image_patches(pred, patch, stride), image_patches(target, patch, stride),
                            band_width=band_width, spatial_weight=spatial_weight, max_positions=max_positions)
+
+
+def contiguous_windows(frames: int, window: int = 3, stride: int = 2) -> List[Tuple[int, int]]:
+    """[start, stop) of the windows of ``window`` consecutive frames, every ``stride``, covering 0..frames-1.
+
+    The last window is moved back to end at the last frame when the stride does not land there.
+    """
+    if frames < 1 or window < 1 or stride < 1:
+        raise BlurtoolsError(f"contiguous_windows: frames, window and stride must be >= 1, got "
+                             f"{frames}, {window}, {stride}")
+    window = min(window, frames)
+    starts = list(range(0, frames - window + 1, stride))
+    if starts[-1] + window < frames:
+        starts.append(frames - window)
+    return [(s, s + window) for s in starts]
+
+
+def contiguous_blurry_loss(pred: torch.Tensor, target: torch.Tensor,
+                           features: Optional[Callable[[torch.Tensor], Sequence[torch.Tensor]]] = None,
+                           window: int = 3, stride: int = 2, band_width: float = 0.5, spatial_weight: float = 0.1,
+                           max_positions: int = 1024) -> torch.Tensor:
+    """Niu et al.'s contiguous blurry loss: contextual loss between averages of consecutive frames.
+
+    Averaging ``window`` consecutive frames re-creates a (shorter) blurry image; comparing these partial
+    blurs of prediction and ground truth with the contextual loss models the blurring process while
+    tolerating misalignment. Our reading of Niu et al. (Symmetry 2021, eqs 5-10); window 3 every 2
+    frames is our choice (their values are unconfirmed).
+
+    Args:
+        pred, target: (B, N, C, H, W) sequences in the same direction of time.
+        features: maps a (B, 3, H, W) image in [0, 1] to a sequence of feature maps (e.g.
+            ``VGGPerceptual.extract``); None compares raw 5x5 patches (:func:`contextual_image_loss`).
+        window, stride: see :func:`contiguous_windows`.
+        band_width, spatial_weight, max_positions: as in :func:`contextual_loss`.
+    Returns:
+        0-dim tensor: the mean over windows (and feature layers) of the contextual loss.
+    """
+    if pred.dim() != 5 or pred.shape != target.shape:
+        raise BlurtoolsError(f"contiguous_blurry_loss: expected two (B, N, C, H, W) sequences of one shape, got "
+                             f"{tuple(pred.shape)} and {tuple(target.shape)}")
+    spans = contiguous_windows(pred.shape[1], window, stride)
+    # All windows in one batch: one feature pass and one distance computation per layer.
+    p = torch.cat([pred[:, a:b].mean(1) for a, b in spans], dim=0)
+    t = torch.cat([target[:, a:b].mean(1) for a, b in spans], dim=0)
+    opts = dict(band_width=band_width, spatial_weight=spatial_weight, max_positions=max_positions)
+    if features is None:
+        return contextual_image_loss(p, t, **opts)
+    fp = features(p)
+    with torch.no_grad():
+        ft = features(t)
+    terms = [contextual_loss(a, b, **opts) for a, b in zip(fp, ft)]
+    return torch.stack(terms).mean()

@@ -50,27 +50,47 @@ def vgg16_weights_path() -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints", VGG16_FILE)
 
 
-def _load_vgg16_features(pretrained: bool) -> nn.Sequential:
-    from torchvision.models import vgg16
+def vgg16_features(upto: int = 30) -> nn.Sequential:
+    """torchvision's ``vgg16().features`` layers 0..upto (same layout and state-dict keys), randomly initialised.
 
-    features = vgg16(weights=None).features
+    Built here rather than through ``torchvision.models.vgg16`` so that no 100M-parameter classifier is
+    allocated just to be thrown away.
+    """
+    layers = []
+    cin = 3
+    for block, convs in _VGG16_CFG:
+        cout = min(64 * 2 ** (block - 1), 512)
+        for _ in range(convs):
+            conv = nn.Conv2d(cin, cout, 3, padding=1)
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+            layers += [conv, nn.ReLU(inplace=True)]
+            cin = cout
+        layers.append(nn.MaxPool2d(2, 2))
+        if len(layers) > upto:
+            break
+    return nn.Sequential(*layers[: upto + 1])
+
+
+def _load_vgg16_features(pretrained: bool, upto: int) -> nn.Sequential:
     if not pretrained:
-        return features
+        return vgg16_features(upto)
     path = vgg16_weights_path()
     if not os.path.isfile(path):
         raise BlurtoolsError(
             f"{path}: VGG16 ImageNet weights missing; put {VGG16_FILE} in {os.path.dirname(path)} "
             "(the file torchvision downloads for vgg16(weights='IMAGENET1K_V1')), or set the perceptual "
             "loss weight to 0")
+    features = vgg16_features(upto)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+        wanted = set(features.state_dict())
+        feats = {k[len("features."):]: v for k, v in state.items()
+                 if k.startswith("features.") and k[len("features."):] in wanted}
         features.load_state_dict(feats)
-    except BlurtoolsError:
-        raise
     except Exception as exc:  # a truncated or foreign file: say which one
         raise BlurtoolsError(f"{path}: cannot load VGG16 weights ({exc})") from exc
-    log.debug("loaded VGG16 features from %s", path)
+    log.debug("loaded VGG16 features 0..%d from %s", upto, path)
     return features
 
 
@@ -114,7 +134,7 @@ class VGGPerceptual(nn.Module):
         self.criterion = criterion
         self._taps = {VGG16_LAYERS[n]: i for i, n in enumerate(layers)}
         last = max(self._taps)
-        self.features = _load_vgg16_features(pretrained)[: last + 1]
+        self.features = _load_vgg16_features(pretrained, last)
         for p in self.features.parameters():
             p.requires_grad_(False)
         self.features.eval()

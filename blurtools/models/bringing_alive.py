@@ -102,7 +102,7 @@ class FlowDecoder(nn.Module):
     """ConvLSTM output at 1/16 -> flows at 1/8, 1/4, 1/2, 1 (coarse to fine, each refining the last).
 
     Skips: flow-encoder maps at 1/8, 1/4, 1/2 and the encoder's input at full size. Each flow is in pixels
-    of its own scale. The flow heads start at zero, so an untrained decoder copies the central frame.
+    of its own scale. The flow heads start small, so an untrained decoder nearly copies the central frame.
     """
 
     def __init__(self, widths: Sequence[int] = (16, 32, 64, 128), hidden: int = 128, input_channels: int = 6):
@@ -118,8 +118,10 @@ class FlowDecoder(nn.Module):
             cin = prev + skip + (2 if i else 0)
             self.levels.append(nn.Sequential(_conv(cin, out), _conv(out, out)))
             head = nn.Conv2d(out, 2, 3, padding=1)
-            nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
+            # Small, not zero: a zero head would leave every layer before it without gradient at first.
+            with torch.no_grad():
+                head.weight.mul_(0.1)
+                head.bias.zero_()
             self.heads.append(head)
             prev = out
 

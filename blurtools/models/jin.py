@@ -109,6 +109,13 @@ class _Trunk(nn.Module):
         return total
 
 
+def _small(conv: nn.Conv2d) -> None:
+    # The last layer predicts a residual: start it small so an untrained net returns about its reference
+    # (the blurry image, or the neighbouring frame) rather than noise.
+    with torch.no_grad():
+        conv.weight.mul_(0.1)
+
+
 def _middle_groups(blocks: int) -> List[Dilations]:
     if blocks < 4 or blocks % 4:
         raise BlurtoolsError(f"Jin: middle_blocks must be a positive multiple of 4, got {blocks}")
@@ -138,6 +145,7 @@ class MiddleNet(nn.Module):
         self.tail_block = _ResBlock(tail_width)
         self.tail_norm = nn.InstanceNorm2d(tail_width, affine=True)
         self.tail_out = nn.Conv2d(tail_width, 3, 3, padding=1, bias=False)
+        _small(self.tail_out)
 
     def forward(self, blurry: torch.Tensor) -> torch.Tensor:
         x, (h, w) = pad_to_multiple(blurry, self.factor)
@@ -166,6 +174,7 @@ class FrameNet(nn.Module):
         self.tail_block = _Fuse(tail_width, tail_width)
         self.tail_norm = nn.InstanceNorm2d(tail_width, affine=True)
         self.tail_out = nn.Conv2d(tail_width, 3, 3, padding=1, bias=False)
+        _small(self.tail_out)
 
     def forward(self, blurry: torch.Tensor, refs: Sequence[torch.Tensor]) -> torch.Tensor:
         if len(refs) != self.refs:

@@ -1,8 +1,9 @@
 """Non-blind deconvolution: Wiener, Richardson-Lucy (optionally TV-regularised) and half-quadratic splitting.
 
 All three invert the model ``blurry = kernel (*) sharp`` (true convolution, the kernel's centre at index
-``(kh // 2, kw // 2)``) on (B, C, H, W) tensors in [0, 1], on whatever device the input is on, and return a
-(B, C, H, W) tensor clamped to [0, 1]. The kernel is normalised to sum 1 here.
+``((kh - 1) // 2, (kw - 1) // 2)`` as in ``blurtools.ops.filters.fft_conv2d``) on (B, C, H, W) tensors in
+[0, 1], on whatever device the input is on, and return a (B, C, H, W) tensor clamped to [0, 1]. The kernel
+is normalised to sum 1 here.
 
 Light: these functions invert a convolution of whatever values they are given. Physical motion blur is a
 convolution in *linear* light, so for camera photos convert with ``blurtools.ops.crf.to_linear`` first and
@@ -82,20 +83,19 @@ def prepare_kernel(kernel: torch.Tensor, batch: int, like: torch.Tensor) -> torc
 
 
 def psf2otf(k: torch.Tensor, shape: Tuple[int, int]) -> torch.Tensor:
-    """(..., kh, kw) kernel -> (..., H, W//2+1) rfft2 transfer function, the centre (kh//2, kw//2) at 0."""
+    """(..., kh, kw) kernel -> (..., H, W//2+1) rfft2 transfer function, the centre ((kh-1)//2, (kw-1)//2) at 0."""
     kh, kw = k.shape[-2:]
     big = k.new_zeros(k.shape[:-2] + tuple(shape))
     big[..., :kh, :kw] = k
-    big = torch.roll(big, shifts=(-(kh // 2), -(kw // 2)), dims=(-2, -1))
+    big = torch.roll(big, shifts=(-((kh - 1) // 2), -((kw - 1) // 2)), dims=(-2, -1))
     return torch.fft.rfft2(big)
 
 
 def _grad_otfs(shape: Tuple[int, int], like: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Transfer functions of forward differences x[i+1] - x[i] along W and along H."""
-    dx = like.new_zeros((1, 2))
-    dx[0, 0], dx[0, 1] = -1.0, 1.0
-    # centre index 1 maps to 0, so the stencil reads x[i+1] - x[i]... after the flip of true convolution
-    # it reads x[i] - x[i+1]; the sign does not matter for |D|^2 and the adjoint uses conj consistently.
+    # true convolution with [1, -1] centred on its first tap reads x[i] - x[i-1]; the sign and the
+    # half-pixel position do not matter for |D|^2, and the adjoint uses the conjugate consistently
+    dx = like.new_tensor([[1.0, -1.0]])
     return psf2otf(dx, shape), psf2otf(dx.t().contiguous(), shape)
 
 
@@ -232,9 +232,9 @@ def richardson_lucy(blurry: torch.Tensor, kernel: torch.Tensor, iterations: int 
     k = prepare_kernel(kernel, B, blurry)
     kh, kw = k.shape[-2:]
     Hf, Wf = fft_size(H + kh - 1), fft_size(W + kw - 1)
-    # the observed pixel i sees the estimate at i - (kh-1-kh//2) .. i + kh//2: place the image so that
-    # both reaches stay inside the domain and the circular product never wraps into observed pixels
-    top, left = kh - 1 - kh // 2, kw - 1 - kw // 2
+    # the observed pixel i sees the estimate at i - kh//2 .. i + (kh-1)//2: place the image so that both
+    # reaches stay inside the domain and the circular product never wraps into observed pixels
+    top, left = kh // 2, kw // 2
     K = psf2otf(k, (Hf, Wf))
     mask = blurry.new_zeros((1, 1, Hf, Wf))
     mask[..., top:top + H, left:left + W] = 1
@@ -291,7 +291,7 @@ def hqs_deconv(blurry: torch.Tensor, kernel: torch.Tensor, lam: float = 2e-3, pe
     k = prepare_kernel(kernel, B, blurry)
     kh, kw = k.shape[-2:]
     Hf, Wf = fft_size(H + kh - 1 + 2), fft_size(W + kw - 1 + 2)
-    top, left = kh - 1 - kh // 2 + 1, kw - 1 - kw // 2 + 1
+    top, left = kh // 2 + 1, kw // 2 + 1
     K = psf2otf(k, (Hf, Wf))
     Dx, Dy = _grad_otfs((Hf, Wf), blurry)
     KtK, DtD = K.abs() ** 2, Dx.abs() ** 2 + Dy.abs() ** 2

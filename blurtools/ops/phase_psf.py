@@ -174,37 +174,41 @@ def monochromatic_psfs(psi_ref: torch.Tensor, wavelengths_nm: Sequence[float],
         raise UsageError(f"PSF size must be a positive odd number, got {size}")
     pm = resolve_mask(mask)
     dev = torch.device("cpu") if device is None else torch.device(device)
-    psi_ref = torch.as_tensor(psi_ref, dtype=torch.float64, device=dev).reshape(-1)
-    lams = torch.tensor([float(w) for w in wavelengths_nm], dtype=torch.float64, device=dev)
+    psi_ref = torch.as_tensor(psi_ref, dtype=torch.float64).reshape(-1).to(dev)
     n = _grid_size(size, wavelengths_nm, optics)
     s = _oversample(n, wavelengths_nm, optics)
     m = n * s
-    ratio = optics.ref_wavelength_nm / lams                                 # (L,) lambda_ref / lambda
+    ratio = torch.tensor([optics.ref_wavelength_nm / float(w) for w in wavelengths_nm],
+                         dtype=torch.float64, device=dev)                  # (L,) lambda_ref / lambda
     radius = torch.tensor([optics.pupil_radius_px(float(w), n) for w in wavelengths_nm],
                           dtype=torch.float64, device=dev)                  # (L,) samples
-    c = (m - 1) / 2.0
-    ax = torch.arange(m, dtype=torch.float64, device=dev) - c
-    dist = torch.sqrt(ax[:, None] ** 2 + ax[None, :] ** 2)                 # (M, M)
-    d = dist[None]                                                          # (1, M, M)
+    # Only the pupil's bounding box is filled; fft2(s=...) zero-pads it to M x M. Where the pupil sits
+    # in the array only tilts the phase of the spectrum, which |.|^2 removes.
+    half = int(math.ceil(float(radius.max()))) + 1
+    ax = torch.arange(-half, half + 1, dtype=torch.float64, device=dev)
+    d = torch.sqrt(ax[:, None] ** 2 + ax[None, :] ** 2)[None]              # (1, P, P)
     r = radius[:, None, None]                                               # (L, 1, 1)
     # Pixel-coverage (anti-aliased) edges keep the pupil area exact and smooth in radius, so PSFs vary
     # smoothly with wavelength instead of jumping with the integer pixel count of a hard-edged disc.
-    amp = (r + 0.5 - d).clamp(0.0, 1.0)                                     # (L, M, M)
+    amp = (r + 0.5 - d).clamp(0.0, 1.0)                                     # (L, P, P)
     rho2 = (d / r) ** 2
-    mask_field = torch.ones_like(amp, dtype=torch.complex128)
+    base = amp.to(torch.complex128)
     for a, b, phase in pm.rings:
         cover = (b * r + 0.5 - d).clamp(0.0, 1.0) - (a * r + 0.5 - d).clamp(0.0, 1.0)
-        ph = phase * ratio[:, None, None]
-        mask_field = mask_field + cover * (torch.polar(torch.ones_like(ph), ph) - 1.0)
-    field = (amp * mask_field)[None]                                        # (1, L, M, M)
-    defocus = psi_ref[:, None, None, None] * ratio[None, :, None, None] * rho2[None]   # (K, L, M, M)
-    field = field * torch.polar(torch.ones_like(defocus), defocus)
-    inten = torch.fft.fftshift(torch.fft.fft2(field).abs() ** 2, dim=(-2, -1))
-    # With M odd the fftshift centre is (M-1)/2, the middle sample of the middle s x s block.
+        ph = (phase * ratio)[:, None, None]
+        base = base + amp * cover * (torch.polar(torch.ones_like(ph), ph) - 1.0)
+    defocus = (psi_ref[:, None, None, None] * ratio[None, :, None, None]) * rho2[None]  # (K, L, P, P)
+    field = base[None].to(torch.complex64) * torch.polar(torch.ones_like(defocus, dtype=torch.float32),
+                                                         defocus.to(torch.float32))
+    spec = torch.fft.fft2(field, s=(m, m))
+    # Keep only the central size x size pixels (size*s samples around zero frequency, wrapped), the
+    # sample (M-1)/2 after an fftshift being the middle sample of the middle s x s pixel block (M odd).
+    span = size * s
+    idx = (torch.arange(span, device=dev) - (span - 1) // 2) % m
+    spec = spec.index_select(-2, idx).index_select(-1, idx)
+    inten = (spec.real ** 2 + spec.imag ** 2).to(torch.float64)
     k_, l_ = inten.shape[:2]
-    px = inten.reshape(k_, l_, n, s, n, s).sum(dim=(3, 5))                  # integrate over pixels
-    lo = (n - size) // 2
-    px = px[..., lo:lo + size, lo:lo + size]
+    px = inten.reshape(k_, l_, size, s, size, s).sum(dim=(3, 5))           # integrate over pixels
     return px / px.sum(dim=(-2, -1), keepdim=True)
 
 

@@ -208,3 +208,60 @@ def restore_rng(state: Mapping[str, Any], generators: Optional[Mapping[str, torc
     for name, g in (generators or {}).items():
         if name in state.get("generators", {}):
             g.set_state(state["generators"][name])
+
+
+def state_digest(module_or_state: "nn.Module | Mapping[str, torch.Tensor]") -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and bytes: equal digests mean identical weights."""
+    import hashlib
+
+    state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+RUN_FILES = ("config.json", "last.pt", "best.pt", "weights.pt", "metrics.jsonl")
+
+
+def run_model(out: "str | Path") -> Optional[str]:
+    """The model name of the run in folder ``out`` (from config.json, else last.pt), or None when there is none."""
+    out = Path(out)
+    cfg = out / "config.json"
+    if cfg.is_file():
+        import json
+
+        try:
+            return str(json.loads(cfg.read_text())["config"]["model"])
+        except (ValueError, KeyError, TypeError):
+            raise BlurtoolsError(f"{cfg}: corrupt run configuration; choose another --out") from None
+    for name in ("last.pt", "weights.pt"):
+        if (out / name).is_file():
+            return str(read_checkpoint(out / name)["arch"])
+    return None
+
+
+def check_run_folder(out: "str | Path", model: str, resume: bool) -> Optional[Path]:
+    """Refuse to mix runs in one folder; returns last.pt to resume from, or None to start fresh.
+
+    Without ``resume`` a folder holding any run (config.json, checkpoints, metrics) is refused, nothing is
+    touched. With ``resume`` the run must be of the same model; no last.pt yet means a fresh start.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BlurtoolsError(f"{out}: exists and is not a folder; choose another --out")
+    present = [n for n in RUN_FILES if (out / n).exists()]
+    existing = run_model(out) if present else None
+    if resume:
+        if existing is not None and existing != model:
+            raise BlurtoolsError(f"{out}: holds a run of model {existing!r}, not {model!r}; --resume continues the "
+                                 "folder's own model (nothing was changed)")
+        last = out / "last.pt"
+        return last if last.is_file() else None
+    if present:
+        what = f"a run of model {existing!r}" if existing else f"training output ({', '.join(present)})"
+        hint = "pass --resume to continue it, or " if existing == model else ""
+        raise BlurtoolsError(f"{out}: already holds {what}; {hint}choose another --out (nothing was overwritten)")
+    return None

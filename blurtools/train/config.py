@@ -192,8 +192,8 @@ def load_toml(path: "str | Path") -> Dict[str, Any]:
     return out
 
 
-def merge(*layers: Mapping[str, Any]) -> TrainConfig:
-    """Later layers win; None values are "not given"; model_args/loss_weights merge key by key."""
+def combine(*layers: Mapping[str, Any]) -> Dict[str, Any]:
+    """The given values of several layers (later win; None = not given; model_args/loss_weights merge by key)."""
     values: Dict[str, Any] = {}
     for layer in layers:
         for key, value in layer.items():
@@ -206,7 +206,40 @@ def merge(*layers: Mapping[str, Any]) -> TrainConfig:
                 values[name] = {**values.get(name, {}), **dict(value)}
             else:
                 values[name] = value
-    cfg = TrainConfig(**values)
+    return values
+
+
+_INTS = ("steps", "batch", "patch", "warmup", "lr_step", "workers", "seed", "val_every", "log_every", "save_every",
+         "val_crop", "val_limit", "stop_at")
+_FLOATS = ("epochs", "lr", "lr_min_ratio", "lr_gamma", "grad_clip")
+_BOOLS = ("channels_last", "preload", "pretrained_vgg", "augment")
+_STRS = ("model", "data", "val", "out", "schedule", "amp", "device")
+
+
+def _coerce(values: Dict[str, Any]) -> Dict[str, Any]:
+    out = dict(values)
+    for name, value in values.items():
+        try:
+            if name in _INTS:
+                if isinstance(value, bool) or float(value) != int(float(value)):
+                    raise ValueError
+                out[name] = int(float(value))
+            elif name in _FLOATS:
+                out[name] = float(value)
+            elif name in _BOOLS:
+                if not isinstance(value, bool):
+                    raise ValueError
+            elif name in _STRS:
+                out[name] = str(value)
+        except (TypeError, ValueError):
+            kind = "an integer" if name in _INTS else "a number" if name in _FLOATS else "true or false"
+            raise UsageError(f"{name} = {value!r}: expected {kind}") from None
+    return out
+
+
+def merge(*layers: Mapping[str, Any]) -> TrainConfig:
+    """A TrainConfig from defaults and ``layers`` (see :func:`combine`): flags after the TOML file win."""
+    cfg = TrainConfig(**_coerce(combine(*layers)))
     cfg.adam_betas = tuple(float(b) for b in cfg.adam_betas)
     cfg.loss_weights = {k: float(v) for k, v in cfg.loss_weights.items()}
     return cfg
@@ -240,3 +273,40 @@ def write_config_json(path: "str | Path", cfg: TrainConfig, resolved: Mapping[st
     """RUN/config.json: tool, version, the configuration and what was resolved from it."""
     doc = {"tool": TOOL, "version": __version__, "config": cfg.to_dict(), "resolved": dict(resolved)}
     atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+
+
+# ---------------------------------------------------------------- resolving the knobs against model and data
+
+def resolve_weights(default_weights: Mapping[str, float], given: Mapping[str, float], model: str) -> Dict[str, float]:
+    """The recipe's default loss weights with the user's overrides; unknown names are a UsageError."""
+    unknown = sorted(set(given) - set(default_weights))
+    if unknown:
+        raise UsageError(f"--loss-weight {unknown[0]}: model {model} has no such loss; its weights are "
+                         f"{', '.join(f'{k}={v:g}' for k, v in sorted(default_weights.items())) or '(none)'}")
+    return {**{k: float(v) for k, v in default_weights.items()}, **{k: float(v) for k, v in given.items()}}
+
+
+def resolve_model_args(arch_cls: type, given: Mapping[str, Any], frames: Optional[int], model: str) -> Dict[str, Any]:
+    """Constructor keyword arguments: the user's (checked against the signature), plus ``frames`` = the
+    data's frame count for a video model that takes ``frames`` when the user did not set it."""
+    import inspect
+
+    params = inspect.signature(arch_cls.__init__).parameters
+    names = [n for n, p in params.items() if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    args = dict(given)
+    unknown = sorted(k for k in args if k not in names)
+    if unknown and not takes_any:
+        raise UsageError(f"--model-arg {unknown[0]}: model {model} takes {', '.join(names) or 'no arguments'}")
+    if getattr(arch_cls, "kind", None) == "video" and "frames" in names and "frames" not in args and frames:
+        args["frames"] = int(frames)
+    return args
+
+
+def total_steps(cfg: TrainConfig, samples: int, world: int) -> int:
+    """``cfg.steps``, or ``cfg.epochs`` passes over ``samples`` at the global batch, or DEFAULT_STEPS."""
+    if cfg.steps is not None:
+        return int(cfg.steps)
+    if cfg.epochs is not None:
+        return max(1, int(-(-cfg.epochs * samples // (cfg.batch * world))))
+    return DEFAULT_STEPS

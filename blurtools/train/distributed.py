@@ -17,7 +17,7 @@ import datetime
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -130,18 +130,49 @@ def broadcast_object(info: DistInfo, obj: Any) -> Any:
 
 # ---------------------------------------------------------------- the step-indexed batch stream
 
-class Preloaded:
-    """A dataset decoded once into memory (``--preload``): ``ds[i]`` returns the cached tensors."""
+def open_training_data(path: str, patch: int, augment: bool, seed: int, preload: bool) -> Any:
+    """The training dataset: ``ds[i] -> (blurry (3, P, P), sharp (N, 3, P, P))`` cropped and augmented.
 
-    def __init__(self, dataset: Any):
+    Without ``preload`` the dataset itself reads just the crop (an HDF5 region, or a decoded PNG cut) with
+    the draws of ``sample_rng(seed, epoch, index)``. With ``preload`` the whole images are decoded into
+    memory once and :class:`StepBatches` cuts them with the very same draws, so both give the same batches.
+    """
+    from blurtools.data import Augment, open_dataset
+
+    aug = Augment() if augment else Augment.none()
+    if preload:
+        full = open_dataset(path, as_tuple=True)
+        return Preloaded(full, aug, patch)
+    return open_dataset(path, patch=patch, augment=aug, seed=seed, as_tuple=True)
+
+
+def open_validation_data(path: str) -> Any:
+    """Whole validation samples, ``ds[i] -> (blurry (3, H, W), sharp (N, 3, H, W))``."""
+    from blurtools.data import open_dataset
+
+    return open_dataset(path, as_tuple=True)
+
+
+class Preloaded:
+    """A dataset decoded whole into memory (``--preload``); ``crop`` draws the sample's crop and augmentation."""
+
+    def __init__(self, dataset: Any, augment: Any, patch: int):
         self.frames = getattr(dataset, "frames", None)
+        self.path = getattr(dataset, "path", None)
+        self.augment, self.patch = augment, int(patch)
         self.items = [dataset[i] for i in range(len(dataset))]
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        return self.items[i]
+    def crop(self, index: int, seed: int, epoch: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        from blurtools.data import sample_rng
+
+        blurry, sharp = self.items[index]
+        try:
+            return self.augment(blurry, sharp, sample_rng(seed, epoch, index), patch=self.patch)
+        except BlurtoolsError as exc:
+            raise BlurtoolsError(f"{self.path}: sample {index}: {exc}") from None
 
 
 def _epoch_perm(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -152,24 +183,21 @@ class StepBatches(torch.utils.data.Dataset):
     """Item ``step`` = this process's training batch at global step ``step``.
 
     Args:
-        dataset: ``len(ds)`` and ``ds[i] -> (blurry (3, H, W), sharp (N, 3, H, W))`` float in [0, 1].
-        batch: samples per process. patch: square crop side.
-        seed, rank, world: the stream is a function of these and the step only.
-        augment: a :class:`blurtools.data.augment.Augment` (crop + joint transforms), or None for crops only.
+        dataset: from :func:`open_training_data` (crops and augments sample ``index`` of epoch ``e`` with
+            ``sample_rng(seed, e, index)``).
+        batch: samples per process. seed, rank, world: the stream is a function of these and the step only.
 
     Returns (per item): {"blurry": (B, 3, P, P), "sharp": (B, N, 3, P, P)} float32.
 
     Example:
-        >>> loader = DataLoader(StepBatches(ds, 4, 64, seed=0), batch_size=None, sampler=range(0, 100))
+        >>> loader = DataLoader(StepBatches(ds, 4, seed=0), batch_size=None, sampler=range(0, 100))
     """
 
-    def __init__(self, dataset: Any, batch: int, patch: int, seed: int = 0, rank: int = 0, world: int = 1,
-                 augment: Any = None):
+    def __init__(self, dataset: Any, batch: int, seed: int = 0, rank: int = 0, world: int = 1):
         if len(dataset) == 0:
             raise BlurtoolsError("the training set holds no samples")
-        self.dataset, self.batch, self.patch = dataset, int(batch), int(patch)
+        self.dataset, self.batch = dataset, int(batch)
         self.seed, self.rank, self.world = int(seed), int(rank), int(world)
-        self.augment = augment
         self._perms: Dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -192,22 +220,27 @@ class StepBatches(torch.utils.data.Dataset):
         return epoch, int(perm[position % n])
 
     def sample(self, position: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        from blurtools.data.augment import Augment, sample_rng
-
         epoch, index = self.index_of(position)
-        blurry, sharp = self.dataset[index]
-        rng = sample_rng(self.seed, epoch, index)
-        aug = self.augment if self.augment is not None else Augment.none()
-        try:
-            blurry, sharp = aug(blurry, sharp, rng, patch=self.patch)
-        except BlurtoolsError as exc:
-            raise BlurtoolsError(f"training sample {index}: {exc}; lower --patch") from None
-        return blurry, sharp
+        if isinstance(self.dataset, Preloaded):
+            return self.dataset.crop(index, self.seed, epoch)
+        self.dataset.set_epoch(epoch)
+        return self.dataset[index]
 
     def __getitem__(self, step: int) -> Dict[str, torch.Tensor]:
         pairs = [self.sample(p) for p in self.positions(step)]
         return {"blurry": torch.stack([b for b, _ in pairs]).float().contiguous(),
                 "sharp": torch.stack([s for _, s in pairs]).float().contiguous()}
+
+
+def data_frames(dataset: Any, path: str, recipe_frames: Optional[int], model: str) -> int:
+    """The number of sharp frames per sample, checked against the recipe's requirement."""
+    frames = getattr(dataset, "frames", None)
+    if frames is None:
+        frames = int(dataset[0][1].shape[0])
+    if recipe_frames is not None and int(frames) != int(recipe_frames):
+        raise BlurtoolsError(f"{path}: samples hold {frames} sharp frames; model {model} trains on "
+                             f"{recipe_frames} (make the data with {recipe_frames} frames per sample)")
+    return int(frames)
 
 
 def val_indices(n: int, limit: int, info: DistInfo) -> Sequence[int]:
@@ -223,7 +256,3 @@ def center_crop(blurry: torch.Tensor, sharp: torch.Tensor, size: int) -> Tuple[t
     y, x = (h - ch) // 2, (w - cw) // 2
     return blurry[..., y:y + ch, x:x + cw], sharp[..., y:y + ch, x:x + cw]
 
-
-def iterate_loader(loader: Any) -> Iterator[Dict[str, torch.Tensor]]:
-    """The loader's batches (a separate function so the engine can close the iterator at will)."""
-    yield from loader

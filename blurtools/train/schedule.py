@@ -95,3 +95,28 @@ class StageSchedule:
         if old != new:
             raise UsageError(f"resume: the run used the schedule {old}, not {new}; keep the run's schedule options")
         self.last_step = int(state.get("last_step", -1))
+
+
+def plan_stages(fractions: "list[float]", total: int) -> "list[tuple[int, int]]":
+    """Split ``total`` steps into consecutive [start, end) ranges by the stages' ``steps_fraction``.
+
+    Boundaries are rounded cumulative fractions, so the ranges always cover 0..total exactly; a stage whose
+    share rounds to nothing gets an empty range (the engine skips it with a warning).
+
+    Example:
+        >>> plan_stages([0.5, 0.25, 0.25], 10)
+        [(0, 5), (5, 8), (8, 10)]
+    """
+    if not fractions:
+        raise UsageError("the recipe has no stages")
+    if any(f < 0 for f in fractions) or sum(fractions) <= 0:
+        raise UsageError(f"stage fractions {fractions} must be >= 0 with a positive sum")
+    if abs(sum(fractions) - 1.0) > 1e-6:
+        raise UsageError(f"stage fractions {fractions} sum to {sum(fractions)}, not 1")
+    bounds, cum, start = [], 0.0, 0
+    for i, f in enumerate(fractions):
+        cum += f
+        end = total if i == len(fractions) - 1 else min(total, max(start, int(round(cum * total))))
+        bounds.append((start, end))
+        start = end
+    return bounds

@@ -28,7 +28,8 @@ from blurtools.train.recipe import ObjectiveContext, Recipe, Stage
 from blurtools.train.recipes.dm import middle_target, perceptual_term
 
 
-def _sequence(model, batch, name: str) -> torch.Tensor:
+def sequence_target(model, batch, name: str) -> torch.Tensor:
+    """batch["sharp"] (B, N, 3, H, W) after checking the batch and that N is the model's frame count."""
     middle_target(batch, name)  # shape checks
     sharp = batch["sharp"]
     if sharp.shape[1] != model.frames:
@@ -51,7 +52,7 @@ def _middle_terms(pred: torch.Tensor, target: torch.Tensor, ctx: ObjectiveContex
 
 def middle_objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.Tensor]:
     """phi_4 alone: L2 + perceptual between phi_4(blurry) and the middle sharp frame."""
-    sharp = _sequence(model, batch, "jin middle")
+    sharp = sequence_target(model, batch, "jin middle")
     out: Dict[str, torch.Tensor] = {}
     out["loss"] = _middle_terms(model.middle(batch["blurry"]), sharp[:, sharp.shape[1] // 2], ctx,
                                 "jin middle", out)
@@ -62,7 +63,7 @@ def pair_objective(k: int):
     """Objective of pair network k (1 = innermost): its two frames against ground truth, order-invariantly."""
 
     def objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.Tensor]:
-        sharp = _sequence(model, batch, f"jin pair{k}")
+        sharp = sequence_target(model, batch, f"jin pair{k}")
         blurry = batch["blurry"]
         # The earlier networks are frozen in this stage: their frames are inputs, not something to train.
         with torch.no_grad():
@@ -78,7 +79,7 @@ def pair_objective(k: int):
 
 def joint_objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.Tensor]:
     """Every network: order-invariant loss over all pairs + the middle-frame terms."""
-    sharp = _sequence(model, batch, "jin joint")
+    sharp = sequence_target(model, batch, "jin joint")
     pred = model(batch["blurry"])
     out: Dict[str, torch.Tensor] = {}
     loss = _middle_terms(pred[:, sharp.shape[1] // 2], sharp[:, sharp.shape[1] // 2], ctx, "jin joint", out)

@@ -1,0 +1,474 @@
+"""The classical (non-learned) method: blind motion-kernel estimation, deconvolution, and a video along the path.
+
+No weights, no training: ``deblur --model classical`` and ``extract-video --model classical`` use this.
+
+* :func:`estimate_kernel` finds the blur kernel from the blurry image alone, on a downscaled luminance:
+  ``"linear"`` reads the length and angle of a straight motion off the cepstrum (a box blur of length L along
+  u puts periodic zeros in the spectrum, hence a negative cepstral peak at +-L u; Rom 1975, Cannon 1976),
+  averaged over tiles (Welch) for robustness. ``"multiscale"`` starts there and refines a general kernel
+  coarse-to-fine, alternating an L0-gradient latent image and a least-squares kernel update in the gradient
+  domain (Xu, Zheng & Jia 2013; Pan et al. 2014; the scheme of Cho & Lee 2009).
+* :func:`classical_deblur` deconvolves every channel at full resolution (sparse-gradient HQS by default,
+  Wiener or Richardson-Lucy on request) with the estimated or a user-given kernel.
+* :func:`classical_video` moves the deblurred frame to N positions along the kernel's path, so the frames'
+  mean re-blurs to the input.
+
+Angles are degrees counter-clockwise from the +x axis as the image is displayed (y up); motion blur is
+symmetric, so an angle is only defined modulo 180. Light: everything works on the values it is given; pass
+``crf`` to deconvolve in linear light (a photo's blur happened in linear light).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from blurtools.errors import BlurtoolsError, UsageError
+from blurtools.ops.color import to_gray
+from blurtools.ops.deconv import hqs_deconv, prepare_kernel, richardson_lucy, wiener_deconv
+
+log = logging.getLogger(__name__)
+
+__all__ = ["linear_motion_kernel", "estimate_linear", "estimate_kernel", "classical_deblur", "kernel_path",
+           "shift_image", "classical_video", "kernel_to_image", "kernel_from_image", "read_kernel",
+           "write_kernel", "METHODS", "DECONVS"]
+
+METHODS = ("linear", "multiscale")
+DECONVS = ("hqs", "wiener", "rl")
+_WORK_SIDE = 512      # longest side of the luminance the estimation runs on
+_TILE = 256           # Welch tile for the cepstrum
+
+
+# --------------------------------------------------------------------------------------------- kernels
+
+def linear_motion_kernel(length: float, angle: float, size: Optional[int] = None,
+                         dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """A straight, uniform-speed motion kernel: a segment of ``length`` px at ``angle`` degrees.
+
+    The segment is centred on the kernel's middle tap and rasterised by bilinear splatting of dense samples,
+    so fractional lengths and any angle are exact in the mean. ``size`` (odd) defaults to the smallest that
+    holds it. Returns (size, size), sum 1. Example: ``linear_motion_kernel(9, 30)`` is 13x13.
+    """
+    L = max(float(length), 0.0)
+    if size is None:
+        size = 2 * int(math.ceil(L / 2)) + 3
+    if size < 1 or size % 2 == 0:
+        raise UsageError(f"linear_motion_kernel: size must be a positive odd integer, got {size}")
+    c = (size - 1) / 2
+    th = math.radians(angle)
+    t = torch.linspace(-L / 2, L / 2, max(int(L * 8), 1) + 1, dtype=torch.float64)
+    xs = (c + t * math.cos(th)).clamp(0, size - 1)
+    ys = (c - t * math.sin(th)).clamp(0, size - 1)
+    x0, y0 = xs.floor().clamp(max=size - 2), ys.floor().clamp(max=size - 2)
+    fx, fy = xs - x0, ys - y0
+    k = torch.zeros(size + 1, size + 1, dtype=torch.float64)
+    for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        k.index_put_(((y0 + dy).long(), (x0 + dx).long()), w, accumulate=True)
+    k = k[:size, :size]
+    return (k / k.sum()).to(dtype=dtype, device=device)
+
+
+def _recentre(k: torch.Tensor) -> torch.Tensor:
+    """Roll a (n, n) kernel so its centre of mass lands on the middle tap (integer shift, mass kept)."""
+    n = k.shape[-1]
+    i = torch.arange(n, dtype=k.dtype, device=k.device)
+    s = k.sum()
+    cy, cx = float((k.sum(1) * i).sum() / s), float((k.sum(0) * i).sum() / s)
+    dy, dx = int(round((n - 1) / 2 - cy)), int(round((n - 1) / 2 - cx))
+    k = F.pad(k, (n, n, n, n))
+    k = torch.roll(k, (dy, dx), (0, 1))[n:2 * n, n:2 * n]
+    return k / k.sum().clamp(min=1e-12)
+
+
+def _resize_kernel(k: torch.Tensor, size: int) -> torch.Tensor:
+    """Resample a kernel to (size, size) by area-preserving bilinear interpolation; sum 1, >= 0."""
+    if k.shape[-1] == size:
+        return k
+    r = F.interpolate(k[None, None], size=(size, size), mode="bilinear", align_corners=True)[0, 0]
+    r = r.clamp(min=0)
+    return r / r.sum().clamp(min=1e-12)
+
+
+def _downscale(y: torch.Tensor, s: float) -> torch.Tensor:
+    if s >= 1:
+        return y
+    H, W = y.shape[-2:]
+    return F.interpolate(y, size=(max(int(round(H * s)), 8), max(int(round(W * s)), 8)),
+                         mode="bilinear", antialias=True, align_corners=False)
+
+
+# ----------------------------------------------------------------------------------------- linear blur
+
+def _welch_cepstrum(y: torch.Tensor, tile: int = _TILE, eps: float = 1e-3) -> torch.Tensor:
+    """Real cepstrum of the tile-averaged power spectrum of (H, W) ``y``, zero lag at the centre."""
+    H, W = y.shape
+    th, tw = min(tile, H), min(tile, W)
+    w = (torch.hann_window(th, periodic=False, dtype=y.dtype, device=y.device)[:, None]
+         * torch.hann_window(tw, periodic=False, dtype=y.dtype, device=y.device)[None, :])
+    t = y.unfold(0, th, max(th // 2, 1)).unfold(1, tw, max(tw // 2, 1)).reshape(-1, th, tw)
+    t = t - t.mean(dim=(-2, -1), keepdim=True)
+    P = (torch.fft.fft2(t * w).abs() ** 2).mean(0)
+    P = P / P.mean().clamp(min=1e-20)
+    # eps floors the log where the spectrum vanishes (flat images), keeping the cepstrum finite
+    c = torch.fft.ifft2(torch.log(P + eps)).real
+    return torch.fft.fftshift(c)
+
+
+def _sample(img: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of a centred (H, W) map at offsets xs (right), ys (up)."""
+    H, W = img.shape
+    gx = (W // 2 + xs) / (W - 1) * 2 - 1
+    gy = (H // 2 - ys) / (H - 1) * 2 - 1
+    grid = torch.stack([gx, gy], -1)[None]
+    return F.grid_sample(img[None, None], grid, mode="bilinear", align_corners=True)[0, 0]
+
+
+def estimate_linear(blurry: torch.Tensor, max_length: float = 31.0, min_length: float = 3.0
+                    ) -> Tuple[float, float, float]:
+    """Length and angle of a linear motion blur from the cepstrum.
+
+    Args:
+        blurry: (1, C, H, W) in [0, 1] (C = 1 or 3).
+        max_length, min_length: the search range in full-resolution pixels.
+
+    Returns:
+        ``(length_px, angle_deg, confidence)``: angle in [0, 180); confidence is the depth of the cepstral dip
+        in robust standard deviations of the searched cepstrum (blurred photos: ~5..40; sharp ones often
+        3..8 too, so it is a hint, not a detector).
+
+    Example::
+
+        >>> L, a, conf = estimate_linear(blurry)
+    """
+    if blurry.dim() != 4 or blurry.shape[0] != 1:
+        raise UsageError(f"estimate_linear: expected a (1, C, H, W) image, got {tuple(blurry.shape)}")
+    y = to_gray(blurry.float() if blurry.dtype not in (torch.float32, torch.float64) else blurry)
+    H, W = y.shape[-2:]
+    s = min(1.0, _WORK_SIDE / max(H, W))
+    # a tile must hold several blur lengths for the spectral zeros to show
+    s = min(s, _TILE / 5 / max(max_length, 1.0))
+    y = _downscale(y, s)[0, 0]
+    if min(y.shape) < 16:
+        raise BlurtoolsError(f"estimate_linear: image {H}x{W} too small to estimate a blur")
+    C = _welch_cepstrum(y)
+    hi = max_length * s
+    lo = min(max(min_length * s, 1.5), hi)
+    step = 0.25
+    th = torch.arange(180, dtype=y.dtype, device=y.device) * (math.pi / 180)
+    tau = torch.arange(0, hi + 1e-6, step, dtype=y.dtype, device=y.device)
+    R = _sample(C, torch.cos(th)[:, None] * tau, torch.sin(th)[:, None] * tau)
+    R = R[:, tau >= lo]
+    tau = tau[tau >= lo]
+    i = int(torch.argmin(R))
+    a, t = divmod(i, R.shape[1])
+    med = R.median()
+    mad = (R - med).abs().median().clamp(min=1e-12)
+    conf = float((med - R.min()) / mad)
+    return float(tau[t]) / s, float(a), conf
+
+
+# ------------------------------------------------------------------------------------- general kernel
+
+def _grads(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    gx = F.pad(x[..., :, 1:] - x[..., :, :-1], (0, 1))
+    gy = F.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
+    return gx, gy
+
+
+def _kernel_update(x: torch.Tensor, y: torch.Tensor, n: int, gamma: float = 1e-2) -> torch.Tensor:
+    """Least-squares kernel from latent ``x`` and blurry ``y`` (both (1, 1, H, W)), in the gradient domain.
+
+    Solves ``min_k sum ||k * grad x - grad y||^2 + gamma' ||k||^2`` over the pixels whose whole footprint is
+    inside the image (no border assumption), with the normal matrix built from the autocorrelation of grad x
+    (Toeplitz). Returns an (n, n) kernel, non-negative, small taps removed, sum 1, centred.
+    """
+    r, c = n // 2, (n - 1) // 2
+    H, W = y.shape[-2:]
+    dev, dt = y.device, torch.float64
+    Hf, Wf = H + 2 * n, W + 2 * n
+    mask = torch.zeros(1, 1, H, W, device=dev, dtype=dt)
+    mask[..., r + 1:H - r - 1, r + 1:W - r - 1] = 1
+    lags = torch.arange(-(n - 1), n, device=dev)
+    ata = torch.zeros(n * n, n * n, device=dev, dtype=dt)
+    atb = torch.zeros(n * n, device=dev, dtype=dt)
+    for gx, gy in zip(_grads(x.to(dt)), _grads(y.to(dt))):
+        X = torch.fft.rfft2(gx, s=(Hf, Wf))
+        acx = torch.fft.irfft2(X * X.conj(), s=(Hf, Wf))[0, 0]
+        # b(u) = sum_p gy(p) gx(p - u + c): a cross-correlation at lag (u - c)
+        cc = torch.fft.irfft2(torch.fft.rfft2(gy * mask, s=(Hf, Wf)) * X.conj(), s=(Hf, Wf))[0, 0]
+        u = torch.arange(n, device=dev) - c
+        atb += cc[u.remainder(Hf)[:, None], u.remainder(Wf)[None, :]].reshape(-1)
+        T = acx[lags.remainder(Hf)[:, None], lags.remainder(Wf)[None, :]]
+        iy, ix = torch.meshgrid(torch.arange(n, device=dev), torch.arange(n, device=dev), indexing="ij")
+        iy, ix = iy.reshape(-1), ix.reshape(-1)
+        ata += T[(iy[None, :] - iy[:, None]) + n - 1, (ix[None, :] - ix[:, None]) + n - 1]
+    reg = gamma * ata.diagonal().mean()
+    k = torch.linalg.solve(ata + reg * torch.eye(n * n, device=dev, dtype=dt), atb).reshape(n, n)
+    k = k.clamp(min=0)
+    k = torch.where(k < 0.05 * k.max(), torch.zeros_like(k), k)
+    if k.sum() <= 0:
+        k = torch.zeros_like(k)
+        k[c, c] = 1
+    return _recentre(k / k.sum()).to(y.dtype)
+
+
+def _estimate_multiscale(y: torch.Tensor, n: int, init: torch.Tensor, lam: float = 4e-3,
+                         iterations: int = 5) -> torch.Tensor:
+    """Coarse-to-fine kernel refinement on (1, 1, H, W) luminance; returns an (n, n) kernel."""
+    levels = []
+    size = n
+    while size > 7:
+        levels.append(size)
+        size = int(math.ceil(size / math.sqrt(2))) | 1
+    levels.append(size)
+    k = _resize_kernel(init, levels[-1])
+    for size in reversed(levels):
+        s = size / n
+        ys = _downscale(y, s)
+        k = _resize_kernel(k, size)
+        lam_x = lam
+        for _ in range(iterations):
+            x = hqs_deconv(ys, k, lam=lam_x, penalty="l0", iterations=14, beta_rate=2.5)
+            k = _kernel_update(x, ys, size)
+            lam_x = max(lam_x / 1.1, 1e-4)
+        log.debug("multiscale: level %d px done", size)
+    return k
+
+
+# ------------------------------------------------------------------------------------------- public API
+
+def _check_batch(x: torch.Tensor, name: str = "blurry") -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] not in (1, 3):
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise UsageError(f"{name}: expected a (B, 1|3, H, W) float tensor in [0, 1], got {shape}")
+    if x.shape[-1] < 16 or x.shape[-2] < 16:
+        raise BlurtoolsError(f"{name}: image {x.shape[-2]}x{x.shape[-1]} is too small to deblur (16x16 at least)")
+
+
+def estimate_kernel(blurry: torch.Tensor, max_size: int = 31, method: str = "linear") -> torch.Tensor:
+    """Blind estimate of the blur kernel of one image.
+
+    Args:
+        blurry: (1, C, H, W) in [0, 1], C = 1 or 3 (the luminance is used).
+        max_size: the largest kernel side in full-resolution pixels (odd; blurs longer than this are missed).
+        method: ``"linear"`` (straight motion, from the cepstrum) or ``"multiscale"`` (a general kernel,
+            refined coarse-to-fine from the linear estimate).
+
+    Returns:
+        (ks, ks) kernel on blurry's device, ks odd <= max_size, non-negative, sum 1, centred.
+
+    Example::
+
+        >>> k = estimate_kernel(blurry, max_size=31, method="multiscale")
+    """
+    _check_batch(blurry)
+    if blurry.shape[0] != 1:
+        raise UsageError(f"estimate_kernel: one image at a time, got a batch of {blurry.shape[0]}")
+    if method not in METHODS:
+        raise UsageError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    max_size = int(max_size) | 1
+    if max_size < 3:
+        raise UsageError(f"max_size: must be >= 3, got {max_size}")
+    L, angle, conf = estimate_linear(blurry, max_length=max_size - 2)
+    log.info("linear estimate: length %.1f px, angle %.0f deg, confidence %.1f", L, angle, conf)
+    size = min(max_size, 2 * int(math.ceil(L / 2)) + 3)
+    k = linear_motion_kernel(L, angle, size, device=blurry.device)
+    if method == "multiscale":
+        y = to_gray(blurry.float())
+        s = min(1.0, _WORK_SIDE / max(y.shape[-2:]))
+        # estimate at the working scale with a kernel of the working size, then bring it back
+        n = max(int(math.ceil(min(max_size, 2 * size + 1) * s)) | 1, 5)
+        k = _estimate_multiscale(_downscale(y, s), n, _resize_kernel(k, max(int(round(size * s)) | 1, 3)))
+        if s < 1:
+            k = _resize_kernel(k, min(max_size, int(round(n / s)) | 1))
+        k = _crop_support(k)
+    return k
+
+
+def _crop_support(k: torch.Tensor) -> torch.Tensor:
+    """Trim empty borders of a centred kernel symmetrically (keeps it odd and centred)."""
+    n = k.shape[-1]
+    c = (n - 1) // 2
+    nz = (k > 0).nonzero()
+    if nz.numel() == 0:
+        return k
+    r = int((nz - c).abs().max()) + 1
+    r = min(r, c)
+    return k[c - r:c + r + 1, c - r:c + r + 1] / k[c - r:c + r + 1, c - r:c + r + 1].sum()
+
+
+def classical_deblur(blurry: torch.Tensor, kernel: Optional[torch.Tensor] = None, method: str = "linear",
+                     max_size: int = 31, deconv: str = "hqs", strength: Optional[float] = None,
+                     crf: Optional[str] = None) -> torch.Tensor:
+    """Deblur a batch without learned weights: blind (per image) when ``kernel`` is None, else non-blind.
+
+    Args:
+        blurry: (B, C, H, W) in [0, 1], C = 1 or 3.
+        kernel: None (estimate per image with ``method``), (kh, kw) for the whole batch, or (B, 1, kh, kw).
+            Normalised to sum 1.
+        method, max_size: passed to :func:`estimate_kernel`.
+        deconv: ``"hqs"`` (sparse-gradient splitting; best), ``"wiener"`` (fastest) or ``"rl"``.
+        strength: the regulariser (hqs lam, wiener nsr, rl tv); None picks a default for the method that is
+            a little stronger for blind kernels, which are never exact.
+        crf: None to deconvolve the values as given, or a camera response (``"srgb"``, ``"gamma:2.2"``...)
+            to deconvolve in linear light and map back.
+
+    Returns:
+        (B, C, H, W) in [0, 1] on blurry's device.
+
+    Example::
+
+        >>> sharp = classical_deblur(blurry)                                   # blind
+        >>> sharp = classical_deblur(blurry, kernel=read_kernel("k.png"))      # non-blind
+    """
+    x, k = _deblur_with_kernels(blurry, kernel, method, max_size, deconv, strength, crf)
+    return x
+
+
+def _deblur_with_kernels(blurry, kernel, method, max_size, deconv, strength, crf):
+    _check_batch(blurry)
+    if deconv not in DECONVS:
+        raise UsageError(f"deconv: expected one of {', '.join(DECONVS)}, got {deconv!r}")
+    blind = kernel is None
+    if blind:
+        ks = [estimate_kernel(blurry[i:i + 1], max_size, method) for i in range(blurry.shape[0])]
+        n = max(k.shape[-1] for k in ks)
+        k = torch.stack([F.pad(k, [(n - k.shape[-1]) // 2] * 4) for k in ks])[:, None]
+    else:
+        k = prepare_kernel(kernel, blurry.shape[0], blurry)
+    k = k.to(device=blurry.device, dtype=blurry.dtype)
+    x = blurry
+    if crf is not None:
+        from blurtools.ops.crf import to_linear
+        x = to_linear(x, crf)
+    if deconv == "hqs":
+        x = hqs_deconv(x, k, lam=strength if strength is not None else (1e-3 if blind else 5e-4))
+    elif deconv == "wiener":
+        x = wiener_deconv(x, k, nsr=strength if strength is not None else (1e-2 if blind else 5e-3))
+    else:
+        x = richardson_lucy(x, k, iterations=30, tv=strength if strength is not None else 2e-3)
+    if crf is not None:
+        from blurtools.ops.crf import from_linear
+        x = from_linear(x, crf)
+    return x, k
+
+
+# ----------------------------------------------------------------------------------------------- video
+
+def kernel_path(kernel: torch.Tensor, frames: int) -> torch.Tensor:
+    """Positions along a kernel's principal path: (frames, 2) offsets (dx right, dy down) in pixels.
+
+    The kernel's mass is ordered along its principal axis (weighted PCA) and cut into ``frames`` parts of
+    equal mass; each position is the centroid of one part, relative to the kernel's centre tap. For a
+    straight kernel of length L these are the centres of N equal sub-segments, symmetric about 0, so the
+    middle one is 0 for odd N. Shifting a sharp image to every position and averaging re-blurs it.
+    """
+    if kernel.dim() != 2:
+        raise UsageError(f"kernel_path: expected a (kh, kw) kernel, got {tuple(kernel.shape)}")
+    if frames < 1:
+        raise UsageError(f"frames: must be >= 1, got {frames}")
+    k = kernel.double().clamp(min=0)
+    k = k / k.sum()
+    kh, kw = k.shape
+    yy, xx = torch.meshgrid(torch.arange(kh, dtype=k.dtype, device=k.device) - (kh - 1) // 2,
+                            torch.arange(kw, dtype=k.dtype, device=k.device) - (kw - 1) // 2, indexing="ij")
+    m, p = k.reshape(-1), torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
+    keep = m > 0
+    m, p = m[keep], p[keep]
+    mean = (m[:, None] * p).sum(0)
+    d = p - mean
+    cov = (m[:, None, None] * d[:, :, None] * d[:, None, :]).sum(0)
+    axis = torch.linalg.eigh(cov).eigenvectors[:, -1]
+    if axis[0] < 0 or (axis[0] == 0 and axis[1] > 0):
+        axis = -axis      # a fixed orientation: the path runs left to right (bottom to top if vertical)
+    order = torch.argsort(d @ axis)
+    m, p = m[order], p[order]
+    hi = torch.cumsum(m, 0)
+    lo = hi - m
+    edges = torch.linspace(0, 1, frames + 1, dtype=k.dtype, device=k.device)
+    # the share of every pixel's mass in every part (pixels split across a cut count on both sides)
+    share = (torch.minimum(hi[None], edges[1:, None]) - torch.maximum(lo[None], edges[:-1, None])).clamp(min=0)
+    out = (share @ p) / share.sum(1, keepdim=True).clamp(min=1e-12)
+    return out.to(kernel.dtype)
+
+
+def shift_image(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+    """Translate (B, C, H, W) by sub-pixel (dx right, dy down) per sample (B,) with bicubic sampling.
+
+    Local helper (grid_sample, border replication); content moves by +dx, +dy.
+    """
+    B, C, H, W = x.shape
+    dx = torch.as_tensor(dx, dtype=x.dtype, device=x.device).reshape(-1).expand(B)
+    dy = torch.as_tensor(dy, dtype=x.dtype, device=x.device).reshape(-1).expand(B)
+    ys = torch.arange(H, dtype=x.dtype, device=x.device)[None, :, None] - dy[:, None, None]
+    xs = torch.arange(W, dtype=x.dtype, device=x.device)[None, None, :] - dx[:, None, None]
+    grid = torch.stack([(2 * xs + 1) / W - 1 + 0 * ys, (2 * ys + 1) / H - 1 + 0 * xs], -1)
+    return F.grid_sample(x, grid, mode="bicubic", padding_mode="border", align_corners=False).clamp(0, 1)
+
+
+def classical_video(blurry: torch.Tensor, frames: int = 7, kernel: Optional[torch.Tensor] = None,
+                    method: str = "linear", max_size: int = 31, deconv: str = "hqs",
+                    strength: Optional[float] = None, crf: Optional[str] = None) -> torch.Tensor:
+    """The short video a blurry image hides, classically: the deblurred frame moved along the blur path.
+
+    Deblurs like :func:`classical_deblur`, then shifts the result to ``frames`` positions along the kernel's
+    principal path (:func:`kernel_path`): for a straight kernel, N equally spaced points of the segment,
+    centred, so for odd N the middle frame is the deblurred image itself. The frames' mean re-blurs to
+    (approximately) the input. Time direction is ambiguous in one blurry image; the path runs left to right.
+
+    Args:
+        blurry: (B, C, H, W) in [0, 1]; other arguments as :func:`classical_deblur`.
+        frames: N >= 1.
+
+    Returns:
+        (B, N, C, H, W) in [0, 1].
+
+    Example::
+
+        >>> video = classical_video(blurry, frames=7)
+    """
+    if frames < 1:
+        raise UsageError(f"frames: must be >= 1, got {frames}")
+    x, k = _deblur_with_kernels(blurry, kernel, method, max_size, deconv, strength, crf)
+    B = x.shape[0]
+    paths = torch.stack([kernel_path(k[min(i, k.shape[0] - 1), 0], frames) for i in range(B)])  # (B, N, 2)
+    return torch.stack([shift_image(x, paths[:, j, 0], paths[:, j, 1]) for j in range(frames)], 1)
+
+
+# ------------------------------------------------------------------------------------------ kernel files
+
+def kernel_to_image(kernel: torch.Tensor) -> torch.Tensor:
+    """(kh, kw) kernel -> (1, kh, kw) gray image in [0, 1], scaled so the largest tap is 1."""
+    if kernel.dim() != 2:
+        raise UsageError(f"kernel_to_image: expected (kh, kw), got {tuple(kernel.shape)}")
+    k = kernel.float().clamp(min=0)
+    return (k / k.max().clamp(min=1e-12))[None]
+
+
+def kernel_from_image(image: torch.Tensor, name: str = "kernel") -> torch.Tensor:
+    """(C, kh, kw) or (kh, kw) image in [0, 1] -> (kh, kw) kernel, non-negative, sum 1 (colour -> mean)."""
+    k = image.float()
+    if k.dim() == 3:
+        k = k.mean(0)
+    if k.dim() != 2:
+        raise BlurtoolsError(f"{name}: expected a 2-D kernel image, got shape {tuple(image.shape)}")
+    k = k.clamp(min=0)
+    if not torch.isfinite(k).all() or k.sum() <= 0:
+        raise BlurtoolsError(f"{name}: the kernel image is all black (its taps must sum to more than 0)")
+    return k / k.sum()
+
+
+def read_kernel(path) -> torch.Tensor:
+    """Read a kernel image (gray PNG; colour is averaged) as an (kh, kw) kernel summing to 1."""
+    from blurtools.io.images import read_image
+    return kernel_from_image(read_image(path, keep_gray=True), name=str(path))
+
+
+def write_kernel(path, kernel: torch.Tensor, bits: int = 16) -> None:
+    """Write a kernel as a gray PNG, largest tap = white (atomic; 16-bit by default for precision)."""
+    from blurtools.io.images import write_image
+    write_image(path, kernel_to_image(kernel.detach().cpu()), bits=bits)

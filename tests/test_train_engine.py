@@ -1,0 +1,153 @@
+"""The training engine on tiny real models: learning, stages, resume, critic, perceptual, data checks."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _train_tiny as tiny  # noqa: E402
+from blurtools.errors import BlurtoolsError, UsageError  # noqa: E402
+from blurtools.train.checkpoint import read_checkpoint, state_digest  # noqa: E402
+from blurtools.train.config import TrainConfig  # noqa: E402
+from blurtools.train.engine import train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return tiny.make_set(tmp_path_factory.mktemp("data") / "set", samples=6, frames=3, size=20)
+
+
+def _cfg(data, out, **kw):
+    base = dict(model="tiny", data=str(data), out=str(out), steps=12, batch=2, patch=12, lr=1e-3, log_every=2,
+                save_every=5, val_every=1000, device="cpu", model_args={"width": 6, "depth": 1})
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _records(run, event="train"):
+    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()
+            if json.loads(line)["event"] == event]
+
+
+def _losses(run):
+    skip = {"samples_per_s", "elapsed_s"}
+    return [{k: v for k, v in r.items() if k not in skip} for r in _records(run)]
+
+
+def test_overfits_a_small_set(dataset, tmp_path):
+    cfg = _cfg(dataset, tmp_path / "run", steps=60, lr=3e-3, log_every=1, schedule="constant",
+               augment=False, val=str(dataset), val_every=30, val_crop=16, model_args={"width": 16, "depth": 2})
+    events = []
+    result = train(cfg, tiny.TinyNet, tiny.TINY, callback=events.append)
+    losses = [r["loss"] for r in _records(tmp_path / "run")]
+    assert len(losses) == 60 and sum(losses[-10:]) / 10 < losses[0] / 2, losses
+    assert result.finished and result.step == 60 and result.weights.is_file()
+    vals = _records(tmp_path / "run", "val")
+    assert [v["step"] for v in vals] == [30, 60] and result.best_psnr == max(v["psnr"] for v in vals)
+    assert {"start", "stage", "step", "train", "val", "end"} <= {e["event"] for e in events}
+    for name in ("last.pt", "best.pt", "weights.pt", "config.json"):
+        assert (tmp_path / "run" / name).is_file()
+    w = torch.load(tmp_path / "run" / "weights.pt", weights_only=True)
+    assert w["arch"] == "tiny" and w["kind"] == "image" and w["model_args"] == {"width": 16, "depth": 2, "dropout": 0.0}
+    assert w["tool"] == "blurtools train" and w["config"]["lr"] == 3e-3
+    conf = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert conf["tool"] == "blurtools train" and conf["version"] and conf["resolved"]["total_steps"] == 60
+
+
+@pytest.mark.parametrize("name, stop", [("tiny", 5), ("tiny-staged", 4), ("tiny-staged", 7), ("tiny-gan", 5)])
+def test_kill_and_resume_follows_the_same_trajectory(dataset, tmp_path, name, stop):
+    arch, recipe = tiny.MODELS[name]
+    margs = {"width": 6, "depth": 1, "dropout": 0.2}
+    full = _cfg(dataset, tmp_path / "full", model=name, model_args=margs)
+    train(full, arch, recipe)
+    part = _cfg(dataset, tmp_path / "part", model=name, stop_at=stop, model_args=margs)
+    first = train(part, arch, recipe)
+    assert not first.finished and first.step == stop and not (tmp_path / "part" / "weights.pt").exists()
+    assert read_checkpoint(tmp_path / "part" / "last.pt")["step"] == stop
+    # the resumed invocation does not repeat stop_at: it runs to the end
+    second = train(_cfg(dataset, tmp_path / "part", model=name, model_args=margs), arch, recipe, resume=True)
+    assert second.finished and second.step == 12
+    assert _losses(tmp_path / "part") == _losses(tmp_path / "full")
+    a = torch.load(tmp_path / "full" / "weights.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "part" / "weights.pt", weights_only=True)["state_dict"]
+    assert state_digest(a) == state_digest(b)
+
+
+def test_resume_after_a_kill_between_checkpoints_drops_the_lost_log_lines(dataset, tmp_path):
+    train(_cfg(dataset, tmp_path / "full"), tiny.TinyNet, tiny.TINY)
+    train(_cfg(dataset, tmp_path / "part", stop_at=5), tiny.TinyNet, tiny.TINY)
+    # the killed process had logged two more steps after its last checkpoint (and was cut mid-line)
+    with open(tmp_path / "part" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"event": "train", "step": 6, "loss": 9.0}) + "\n" + '{"event": "tra')
+    train(_cfg(dataset, tmp_path / "part"), tiny.TinyNet, tiny.TINY, resume=True)
+    assert _losses(tmp_path / "part") == _losses(tmp_path / "full")
+
+
+def test_stages_freeze_what_they_do_not_train(dataset, tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(dataset, run, model="tiny-staged", steps=10, stop_at=4), tiny.TinyNet, tiny.STAGED)
+    torch.manual_seed(0)
+    init = tiny.TinyNet(width=6, depth=1).state_dict()  # the engine seeds the initialisation with --seed
+    after = read_checkpoint(run / "last.pt")
+    assert after["stage_name"] == "head"
+    sd = after["state_dict"]
+    assert torch.equal(sd["tail.weight"], init["tail.weight"])  # stage 1 trains head and body only
+    assert not torch.equal(sd["head.weight"], init["head.weight"])
+    train(_cfg(dataset, run, model="tiny-staged", steps=10, stop_at=7), tiny.TinyNet, tiny.STAGED, resume=True)
+    sd2 = read_checkpoint(run / "last.pt")["state_dict"]
+    assert torch.equal(sd2["head.weight"], sd["head.weight"]) and not torch.equal(sd2["tail.weight"], sd["tail.weight"])
+    stages = [r["stage"] for r in _records(run)]
+    assert stages == ["head", "head", "tail", "tail"]  # logged at 2, 4 (stage end), 6, 7 (stage end)
+    lrs = {r["stage"]: r["lr"] for r in _records(run)}
+    assert lrs["tail"] < 1e-3 * 0.5  # lr_scale 0.5 and the schedule
+
+
+def test_preloaded_data_gives_the_same_batches(dataset, tmp_path):
+    train(_cfg(dataset, tmp_path / "a", steps=6), tiny.TinyNet, tiny.TINY)
+    train(_cfg(dataset, tmp_path / "b", steps=6, preload=True), tiny.TinyNet, tiny.TINY)
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+
+
+def test_video_model_and_frame_checks(dataset, tmp_path):
+    res = train(_cfg(dataset, tmp_path / "v", model="tiny-video", steps=4, val=str(dataset), val_crop=16,
+                     model_args={"width": 6}), tiny.TinyVideo, tiny.VIDEO)
+    assert res.finished and res.last_val["val_psnr"] > 0
+    assert read_checkpoint(tmp_path / "v" / "weights.pt")["frames"] == 3
+    five = tiny.make_set(tmp_path / "five", samples=2, frames=5, size=20)
+    with pytest.raises(BlurtoolsError, match="5 sharp frames; model tiny-video trains on 3"):
+        train(_cfg(five, tmp_path / "v5", model="tiny-video", model_args={"width": 6}), tiny.TinyVideo, tiny.VIDEO)
+    free = tiny.Recipe(stages=tiny.VIDEO.stages, objectives=tiny.VIDEO.objectives)  # no frames requirement
+    with pytest.raises(BlurtoolsError, match="makes 3"):
+        train(_cfg(five, tmp_path / "v6", model="tiny-video", model_args={"width": 6, "frames": 3}), tiny.TinyVideo, free)
+    assert not (tmp_path / "v5").exists() and not (tmp_path / "v6" / "last.pt").exists()
+
+
+def test_perceptual_loss_needs_the_vgg_file(dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    cfg = _cfg(dataset, tmp_path / "run", steps=2, loss_weights={"perceptual": 0.1})
+    with pytest.raises(BlurtoolsError, match="vgg16-397923af.pth"):
+        train(cfg, tiny.TinyNet, tiny.TINY)
+    assert not (tmp_path / "run").exists()  # stopped before anything was written
+    cfg.pretrained_vgg = False
+    train(cfg, tiny.TinyNet, tiny.TINY)
+    assert "perceptual" in _records(tmp_path / "run")[0]
+
+
+def test_bad_knobs(dataset, tmp_path):
+    with pytest.raises(UsageError, match="no such loss"):
+        train(_cfg(dataset, tmp_path / "a", loss_weights={"nope": 1.0}), tiny.TinyNet, tiny.TINY)
+    with pytest.raises(UsageError, match="takes width, depth, dropout"):
+        train(_cfg(dataset, tmp_path / "b", model_args={"widht": 4}), tiny.TinyNet, tiny.TINY)
+    with pytest.raises(BlurtoolsError, match="smaller than the patch"):
+        train(_cfg(dataset, tmp_path / "c", patch=64), tiny.TinyNet, tiny.TINY)
+
+
+def test_epochs_and_amp_on_cpu(dataset, tmp_path):
+    res = train(_cfg(dataset, tmp_path / "run", steps=None, epochs=2, amp="bf16"), tiny.TinyNet, tiny.TINY)
+    assert res.total_steps == 6 and res.finished  # 2 passes over 6 samples at batch 2
