@@ -230,7 +230,7 @@ def _run_until_mid_write(tmp_path, src, target, mode="pack"):
     return proc
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_interrupted_pack_leaves_no_file_at_the_target(tmp_path, sig):
     src = make_set(tmp_path / "set", n=3)
     target = tmp_path / "out" / "p.h5"

@@ -100,6 +100,14 @@ def build_config(frames: int, stride: Optional[int], crf: str, interp: int, inte
     return cfg
 
 
+def _cpus() -> int:
+    """CPUs this process may run on (respects taskset/cgroup affinity, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 2
+
+
 def build_control(shard: Optional[str], max_samples: Optional[int], device: str, workers: Optional[int],
                   png_level: int) -> Any:
     from blurtools.errors import UsageError
@@ -113,7 +121,7 @@ def build_control(shard: Optional[str], max_samples: Optional[int], device: str,
     if workers is not None and workers < 1:
         raise UsageError(f"--workers {workers}: must be >= 1")
     return RunControl(shard=parse_shard(shard), max_samples=max_samples, device=resolve_device(device),
-                      workers=workers or os.cpu_count() or 2, compress_level=png_level)
+                      workers=workers or _cpus(), compress_level=png_level)
 
 
 @handle_errors

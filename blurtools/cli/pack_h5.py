@@ -41,7 +41,8 @@ def _print_info(info: Dict[str, Any], verified: Optional[Dict[str, Any]]) -> Non
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, soft_wrap=True)
+    # Piped output keeps whole paths on one line; a terminal gets its own width.
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 240)
     table = Table(title=info["path"], show_header=False, title_justify="left")
     table.add_column("key", style="bold")
     table.add_column("value")
