@@ -36,7 +36,7 @@ man: $(STAMP)
 	$(PY) -m blurtools.cli.manpages man
 
 weights: $(STAMP)
-	bash blurtools/weights/train_defaults.sh
+	bash scripts/train_default_weights.sh
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

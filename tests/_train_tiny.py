@@ -28,13 +28,15 @@ class TinyNet(nn.Module):
 
     kind = "image"
 
-    def __init__(self, width: int = 8, depth: int = 2, dropout: float = 0.0):
+    def __init__(self, width: int = 8, depth: int = 2, dropout: float = 0.0, norm: bool = False):
         super().__init__()
-        self.model_args = dict(width=width, depth=depth, dropout=dropout)
+        self.model_args = dict(width=width, depth=depth, dropout=dropout, norm=norm)
         self.head = nn.Conv2d(3, width, 3, padding=1)
-        # dropout draws on the global torch RNG: resume must restore it
-        self.body = nn.Sequential(*[nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Dropout(dropout))
-                                    for _ in range(depth)])
+        # dropout draws on the global torch RNG (resume must restore it); batch norm keeps running statistics
+        # per process (DDP replicas must still end identical)
+        self.body = nn.Sequential(*[nn.Sequential(nn.Conv2d(width, width, 3, padding=1),
+                                                  nn.BatchNorm2d(width) if norm else nn.Identity(), nn.ReLU(),
+                                                  nn.Dropout(dropout)) for _ in range(depth)])
         self.tail = nn.Conv2d(width, 3, 3, padding=1)
 
     def forward(self, blurry: torch.Tensor) -> torch.Tensor:

@@ -53,8 +53,8 @@ def test_wrong_kind_arch_or_shape_is_refused(tmp_path):
         C.load_model(path, archs={"tiny": tiny.TinyVideo})
 
     class Wider(tiny.TinyNet):
-        def __init__(self, width=8, depth=2, dropout=0.0):
-            super().__init__(width * 2, depth, dropout)
+        def __init__(self, width=8, depth=2, dropout=0.0, norm=False):
+            super().__init__(width * 2, depth, dropout, norm)
 
     with pytest.raises(BlurtoolsError, match="weights do not fit model tiny"):
         C.load_model(path, archs={"tiny": Wider})

@@ -75,6 +75,9 @@ def test_perceptual_random_trunk():
     assert loss.item() > 0 and pred.grad is not None and pred.grad.abs().sum() > 0
     vgg.train()
     assert not vgg.features.training
+    conv_tap = VGGPerceptual(layers=("conv1_2", "relu1_2"), pretrained=False)
+    f_conv, f_relu = conv_tap.extract(x)
+    assert f_conv.min() < 0 and torch.equal(f_relu, f_conv.clamp_min(0))
     with pytest.raises(BlurtoolsError, match="unknown VGG16 layer"):
         VGGPerceptual(layers=("relu9_9",), pretrained=False)
 

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from blurtools.infer.frame_multiply import multiply_frames, span_weights
 from blurtools.losses.order_invariant import order_invariant_loss
@@ -25,15 +26,23 @@ TINY_BA = dict(widths=[4, 8, 8, 16], hidden=16, bie_widths=[8, 8, 8, 16, 16, 16]
 TINY_NIU = dict(width=8, blocks=2)
 
 
-def moving_blobs(batch=2, frames=7, size=24, seed=0, speed=1.5):
-    """Two Gaussian blobs per sample moving in straight lines over a flat background; blurry = mean."""
+def moving_blobs(batch=2, frames=7, size=24, seed=0, speed=1.5, textured=False):
+    """Two Gaussian blobs per sample moving in straight lines over a still background; blurry = mean.
+
+    The background is flat, or with ``textured`` a smooth random texture (distinct patches everywhere,
+    which the contextual loss needs: it cannot tell apart identical patches of a flat area).
+    """
     g = torch.Generator().manual_seed(seed)
     ys = torch.arange(size, dtype=torch.float32).view(size, 1)
     xs = torch.arange(size, dtype=torch.float32).view(1, size)
     mid = (frames - 1) / 2
     seqs = []
     for _ in range(batch):
-        bg = 0.2 + 0.3 * torch.rand(3, 1, 1, generator=g)
+        if textured:
+            coarse = torch.rand(1, 3, size // 4 + 2, size // 4 + 2, generator=g)
+            bg = 0.15 + 0.4 * F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)[0]
+        else:
+            bg = 0.2 + 0.3 * torch.rand(3, 1, 1, generator=g)
         blobs = []
         for _ in range(2):
             colour = 0.2 + 0.5 * torch.rand(3, 1, 1, generator=g)
@@ -219,13 +228,15 @@ def test_niu_overfits_small_set():
 
 
 @pytest.mark.slow
-def test_niu_overfits_with_all_losses():
+def test_niu_overfits_with_contiguous_loss():
+    # Content + contiguous blurry loss (beta = 0.1) on a textured background: the contextual loss needs
+    # distinct patches. The adversarial term stays off: with two samples the discriminator wins at once
+    # and the GAN game, not the fit, decides the outcome (its gradients are tested above).
     torch.manual_seed(0)
-    batch = moving_blobs(2, 7, 24)
+    batch = moving_blobs(2, 7, 24, textured=True)
     m = NiuNet(width=12, blocks=1)
-    critic = niu_recipe.RECIPE.critic(m.model_args)
     e0 = _oi_error(m, batch)
-    _run_stages(m, niu_recipe.RECIPE, batch, steps=400, lr=2e-3, critic=critic, contiguous=0.01)
+    _run_stages(m, niu_recipe.RECIPE, batch, steps=700, lr=3e-3, adversarial=0.0)
     assert _oi_error(m, batch) < e0 / 10
 
 
@@ -235,8 +246,8 @@ def test_jin_overfits_small_set_stage_by_stage():
     batch = moving_blobs(2, 7, 20)
     m = Jin(**TINY_JIN)
     e0 = _oi_error(m, batch)
-    steps = dict(middle=150, pair1=150, pair2=100, pair3=100, joint=150)
-    _run_stages(m, jin_recipe.RECIPE, batch, steps=steps, lr=3e-3, perceptual=0.0)
+    steps = dict(middle=200, pair1=200, pair2=150, pair3=150, joint=300)
+    _run_stages(m, jin_recipe.RECIPE, batch, steps=steps, lr=5e-3, perceptual=0.0)
     assert _oi_error(m, batch) < e0 / 10
 
 
@@ -247,7 +258,7 @@ def test_bringing_alive_overfits_small_set_stage_by_stage():
     m = BringingAlive(frames=5, **TINY_BA)
     e0 = _oi_error(m.eval(), batch)
     m.train()
-    steps = dict(deblur=200, autoencoder=200, blur_encoder=200, finetune=100)
+    steps = dict(deblur=300, autoencoder=300, blur_encoder=300, finetune=150)
     _run_stages(m, ba_recipe.RECIPE, batch, steps=steps, lr=3e-3)
     assert _oi_error(m.eval(), batch) < e0 / 10
 

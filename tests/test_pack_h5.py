@@ -332,3 +332,14 @@ def test_standalone_executable_reports_bad_input_with_exit_1(tmp_path):
                            "-o", str(tmp_path / "p.h5")], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("error: sample sets differ in frame count")
+
+
+def test_a_set_is_packed_once(tmp_path):
+    a = make_set(tmp_path / "a")
+    with pytest.raises(UsageError, match="given twice"):
+        pack_sets([a, a], tmp_path / "p.h5")
+    pack_sets([a], tmp_path / "p.h5")
+    with pytest.raises(BlurtoolsError, match="already in"):
+        pack_sets([a], tmp_path / "p.h5", append=True)
+    with pytest.raises(UsageError, match="is a folder"):
+        pack_sets([a], tmp_path)

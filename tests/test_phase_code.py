@@ -15,14 +15,16 @@ from blurtools.ops.phase_psf import phase_psf_stack, psf_radius, sweep_psis
 from blurtools.synth.phase_coding import CodedExposure, coded_exposure_reference
 
 
-def test_fourier_sum_equals_batched_fft_conv2d():
+@pytest.mark.parametrize("pad", ["reflect", "zeros", "replicate"])
+@pytest.mark.parametrize("h, w, kh, kw", [(29, 41, 7, 9), (64, 80, 6, 8), (5, 6, 7, 7)])
+def test_fourier_sum_equals_batched_fft_conv2d(pad, h, w, kh, kw):
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(5, 3, 29, 41, generator=g)
-    psf = torch.rand(5, 3, 7, 9, generator=g)
+    x = torch.rand(5, 3, h, w, generator=g)
+    psf = torch.rand(5, 3, kh, kw, generator=g)
     psf = psf / psf.sum(dim=(-2, -1), keepdim=True)
-    ref = coded_exposure_reference(x, psf)
+    ref = coded_exposure_reference(x, psf, pad=pad)
     for chunk in (16, 2):
-        assert (CodedExposure(psf, chunk=chunk)(x) - ref).abs().max() < 1e-5
+        assert (CodedExposure(psf, pad=pad, chunk=chunk)(x) - ref).abs().max() < 1e-5
     with pytest.raises(Exception, match="instants"):
         CodedExposure(psf)(x[:4])
 

@@ -232,3 +232,12 @@ def test_standalone_executable_unreadable_video(tmp_path):
     assert r.stderr.strip().splitlines() == [f"error: {tmp_path / 'zero.mp4'}: empty file"] or \
         (r.stderr.startswith("error: ") and "zero.mp4" in r.stderr)
     assert not (tmp_path / "out").exists()
+
+
+def test_interp_flow_static_scene_and_frame_count(tmp_path):
+    """Optical-flow upsampling (ops.flow): a static scene stays sharp; the exposure has (N-1)M+1 frames."""
+    src = write_folder(tmp_path / "f", static(3, h=20, w=24))
+    run([src], tmp_path / "s", frames=3, interp=3, interp_method="flow")
+    smp = SampleSet(tmp_path / "s")[0]
+    assert smp.extra["exposure_frames"] == 7
+    assert np.abs(read_array(smp.blurry).astype(int) - read_array(smp.middle).astype(int)).max() <= 1

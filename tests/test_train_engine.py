@@ -54,7 +54,7 @@ def test_overfits_a_small_set(dataset, tmp_path):
     for name in ("last.pt", "best.pt", "weights.pt", "config.json"):
         assert (tmp_path / "run" / name).is_file()
     w = torch.load(tmp_path / "run" / "weights.pt", weights_only=True)
-    assert w["arch"] == "tiny" and w["kind"] == "image" and w["model_args"] == {"width": 16, "depth": 2, "dropout": 0.0}
+    assert w["arch"] == "tiny" and w["kind"] == "image" and w["model_args"] == {"width": 16, "depth": 2, "dropout": 0.0, "norm": False}
     assert w["tool"] == "blurtools train" and w["config"]["lr"] == 3e-3
     conf = json.loads((tmp_path / "run" / "config.json").read_text())
     assert conf["tool"] == "blurtools train" and conf["version"] and conf["resolved"]["total_steps"] == 60
@@ -63,7 +63,7 @@ def test_overfits_a_small_set(dataset, tmp_path):
 @pytest.mark.parametrize("name, stop", [("tiny", 5), ("tiny-staged", 4), ("tiny-staged", 7), ("tiny-gan", 5)])
 def test_kill_and_resume_follows_the_same_trajectory(dataset, tmp_path, name, stop):
     arch, recipe = tiny.MODELS[name]
-    margs = {"width": 6, "depth": 1, "dropout": 0.2}
+    margs = {"width": 6, "depth": 1, "dropout": 0.2, "norm": True}
     full = _cfg(dataset, tmp_path / "full", model=name, model_args=margs)
     train(full, arch, recipe)
     part = _cfg(dataset, tmp_path / "part", model=name, stop_at=stop, model_args=margs)
@@ -108,10 +108,11 @@ def test_stages_freeze_what_they_do_not_train(dataset, tmp_path):
     assert lrs["tail"] < 1e-3 * 0.5  # lr_scale 0.5 and the schedule
 
 
-def test_preloaded_data_gives_the_same_batches(dataset, tmp_path):
+def test_preloading_and_loader_workers_give_the_same_batches(dataset, tmp_path):
     train(_cfg(dataset, tmp_path / "a", steps=6), tiny.TinyNet, tiny.TINY)
     train(_cfg(dataset, tmp_path / "b", steps=6, preload=True), tiny.TinyNet, tiny.TINY)
-    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+    train(_cfg(dataset, tmp_path / "c", steps=6, workers=2), tiny.TinyNet, tiny.TINY)
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b") == _losses(tmp_path / "c")
 
 
 def test_video_model_and_frame_checks(dataset, tmp_path):
@@ -137,12 +138,15 @@ def test_perceptual_loss_needs_the_vgg_file(dataset, tmp_path, monkeypatch):
     cfg.pretrained_vgg = False
     train(cfg, tiny.TinyNet, tiny.TINY)
     assert "perceptual" in _records(tmp_path / "run")[0]
+    cfg.out = str(tmp_path / "again")  # the random trunk follows the seed: the same run again
+    train(cfg, tiny.TinyNet, tiny.TINY)
+    assert _losses(tmp_path / "again") == _losses(tmp_path / "run")
 
 
 def test_bad_knobs(dataset, tmp_path):
     with pytest.raises(UsageError, match="no such loss"):
         train(_cfg(dataset, tmp_path / "a", loss_weights={"nope": 1.0}), tiny.TinyNet, tiny.TINY)
-    with pytest.raises(UsageError, match="takes width, depth, dropout"):
+    with pytest.raises(UsageError, match="takes width, depth, dropout, norm"):
         train(_cfg(dataset, tmp_path / "b", model_args={"widht": 4}), tiny.TinyNet, tiny.TINY)
     with pytest.raises(BlurtoolsError, match="smaller than the patch"):
         train(_cfg(dataset, tmp_path / "c", patch=64), tiny.TinyNet, tiny.TINY)
@@ -151,3 +155,37 @@ def test_bad_knobs(dataset, tmp_path):
 def test_epochs_and_amp_on_cpu(dataset, tmp_path):
     res = train(_cfg(dataset, tmp_path / "run", steps=None, epochs=2, amp="bf16"), tiny.TinyNet, tiny.TINY)
     assert res.total_steps == 6 and res.finished  # 2 passes over 6 samples at batch 2
+
+
+def test_schedules_and_stage_plan():
+    from blurtools.train.schedule import lr_factor, plan_stages
+
+    assert lr_factor(0, 100, "cosine") == 1.0 and abs(lr_factor(50, 100, "cosine") - 0.5) < 1e-12
+    assert lr_factor(99, 100, "cosine", min_ratio=0.1) > 0.1
+    assert [lr_factor(s, 10, "constant", warmup=4) for s in (0, 3, 9)] == [0.25, 1.0, 1.0]
+    assert [lr_factor(s, 12, "step", step_size=4, gamma=0.5) for s in (0, 4, 8, 11)] == [1.0, 0.5, 0.25, 0.25]
+    assert plan_stages([0.3, 0.2, 0.2, 0.2, 0.1], 10) == [(0, 3), (3, 5), (5, 7), (7, 9), (9, 10)]
+    assert plan_stages([1.0], 7) == [(0, 7)]
+    with pytest.raises(UsageError, match="sum to"):
+        plan_stages([0.5, 0.2], 10)
+
+
+def test_config_layers_and_resume_rules(tmp_path):
+    from blurtools.train.config import combine, load_toml, merge, parse_key_values, resume_merge
+
+    (tmp_path / "c.toml").write_text('[train]\nmodel = "dm"\nbatch = 4\nval-every = 7\n[model-args]\nwidth = 8\n')
+    toml = load_toml(tmp_path / "c.toml")
+    flags = {"batch": 2, "model_args": parse_key_values(["depth=3", "blocks=[1,2]", "name=x"], "--model-arg")}
+    cfg = merge(toml, flags)
+    assert (cfg.model, cfg.batch, cfg.val_every) == ("dm", 2, 7)
+    assert cfg.model_args == {"width": 8, "depth": 3, "blocks": [1, 2], "name": "x"}
+    (tmp_path / "bad.toml").write_text("batchsize = 3\n")
+    with pytest.raises(UsageError, match="unknown key 'batchsize'"):
+        load_toml(tmp_path / "bad.toml")
+    with pytest.raises(UsageError, match="batch = 'many': expected an integer"):
+        merge({"batch": "many"})
+    stored = merge({"model": "dm", "data": "d", "out": "o", "steps": 10, "stop_at": 4}).to_dict()
+    again = resume_merge(stored, combine({"steps": 20, "model": "dm"}))
+    assert again.steps == 20 and again.stop_at is None  # stop_at belongs to one invocation only
+    with pytest.raises(UsageError, match="patch is 128 in this run, not 64"):
+        resume_merge(stored, {"patch": 64})

@@ -10,4 +10,6 @@ COMMAND_MODULES = [
     "train",
     "blur_synth",
     "phase_code",
+    "deblur",
+    "extract_video",
 ]

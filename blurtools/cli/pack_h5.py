@@ -85,8 +85,8 @@ def command(
     append: bool = typer.Option(False, "--append", help="Add the sets to the existing pack at -o (copy-on-write: "
                                 "the old pack stays intact until the new one is complete)."),
     compression: Optional[str] = typer.Option(None, "--compression", metavar="none|lzf|gzip",
-                                              help="Chunk compression [default: none, which reads random crops fastest; "
-                                              "with --append: the pack's]."),
+                                              help="Chunk compression; default none, which reads random crops fastest "
+                                              "(with --append: the pack's own)."),
     gzip_level: int = typer.Option(4, "--gzip-level", min=0, max=9, help="gzip level for --compression gzip."),
     patch: Optional[str] = typer.Option(None, "--patch", metavar="P|HxW",
                                         help="Cut fixed patches instead of storing whole images (with --per-image)."),
@@ -102,12 +102,15 @@ def command(
 ) -> None:
     """Pack sample sets into one HDF5 file for training, or describe/verify a pack.
 
-    pack-h5 SET... -o data.h5 [--compression lzf|gzip] [--patch 256 --per-image K] packs every sample,
-    8- or 16-bit kept as is, in the blurtools-h5/1 layout (one chunk per sample). Sets whose frame counts
-    or bit depths differ are refused; sets whose image sizes differ are packed padded (each sample keeps
-    its own size) unless --patch cuts fixed patches. Nothing is ever resized.
-    pack-h5 SET... -o data.h5 --append adds sets to an existing pack.
-    pack-h5 --info [--verify] [--json] data.h5 describes a pack and checks it reads back.
+    pack-h5 SET... -o data.h5 packs every sample in the blurtools-h5/1 layout, 8- or 16-bit kept as is.
+
+    Sets whose frame counts or bit depths differ are refused. Nothing is resized.
+
+    Sets whose image sizes differ are packed padded (each keeps its size) unless --patch P --per-image K cuts patches.
+
+    The pack is written beside the target and renamed when complete; --append adds sets copy-on-write.
+
+    pack-h5 --info [--verify] [--json] data.h5 describes a pack and checks that it reads back.
     """
     from blurtools.data import pack_info, pack_sets, verify_pack
 

@@ -29,28 +29,60 @@ class LpipsNet(str, Enum):
     vgg = "vgg"
 
 
+class AlignModel(str, Enum):
+    translation = "translation"
+    homography = "homography"
+
+
+class SsimWindow(str, Enum):
+    window = "window"
+    centre = "centre"
+
+
+# Wide or free-text columns stay out of the table (they are in the CSV and JSON).
+_TABLE_SKIP = ("width", "height", "homography", "reason")
+
+
 def _fmt(v: Any, key: str) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
         if v == float("inf"):
             return "inf"
-        return f"{v:.4f}" if "ssim" in key or "lpips" in key else f"{v:.2f}"
+        return f"{v:.4f}" if "ssim" in key or "lpips" in key or key == "alpha" else f"{v:.2f}"
     return str(v)
+
+
+def _footer(key: str, summary: Dict[str, Any]) -> str:
+    if key == "name":
+        return "mean"
+    if key in ("order", "frames"):
+        return f"n={summary['count']}"
+    if key == "status":
+        return f"{summary.get('unaligned', 0)} unaligned"
+    if key in ("gt_frame", "gt_frames", "dx", "dy", "alpha"):
+        return ""
+    return _fmt(summary.get(key), key)
 
 
 def _print_table(rows: List[Dict[str, Any]], summary: Dict[str, Any], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    keys = [k for k in rows[0] if k not in ("width", "height")]
+    keys = [k for k in rows[0] if k not in _TABLE_SKIP]
     table = Table(title=title, show_footer=True)
     for k in keys:
-        footer = "mean" if k == "name" else (f"n={summary['count']}" if k in ("order", "frames") else _fmt(summary.get(k), k))
-        table.add_column(k, footer=footer, justify="left" if k in ("name", "order") else "right")
+        table.add_column(k, footer=_footer(k, summary), justify="left" if k in ("name", "order", "status") else "right")
     for r in rows:
         table.add_row(*[_fmt(r.get(k), k) for k in keys])
     Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def _csv_value(v: Any) -> Any:
+    if isinstance(v, list):  # a homography: its 9 numbers, row-major, space-separated
+        flat = [x for row in v for x in (row if isinstance(row, list) else [row])]
+        return " ".join(f"{x:.9g}" for x in flat)
+    return "inf" if v == float("inf") else v
 
 
 def _write_csv(path: Path, rows: List[Dict[str, Any]], summary: Dict[str, Any], provenance: str) -> None:
@@ -62,7 +94,7 @@ def _write_csv(path: Path, rows: List[Dict[str, Any]], summary: Dict[str, Any], 
     w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("inf" if v == float("inf") else v) for k, v in r.items()})
+        w.writerow({k: _csv_value(v) for k, v in r.items()})
     w.writerow({k: ("mean" if k == "name" else summary.get(k, "")) for k in keys})
     atomic_write_text(path, buf.getvalue())
 
@@ -79,20 +111,55 @@ def command(
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image rows and the mean to this CSV file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (stable keys) on stdout instead of a table."),
     ignore_unmatched: bool = typer.Option(False, "--ignore-unmatched", help="Score the matched pairs even when some predictions have no ground truth."),
+    align: Optional[AlignModel] = typer.Option(
+        None, "--align", help="Align each prediction to its ground truth first and score the valid region only "
+        "(rows gain status, dx, dy, alpha: the prediction's offset in px and the intensity scale applied to it). "
+        "translation: the scale alpha and sub-pixel shift minimising ||gt - shift(alpha pred)||^2 (phase correlation, "
+        "then Gauss-Newton), the procedure of the Köhler et al. 2012 benchmark tables (use with --best-of-gt). "
+        "homography: the RealBlur procedure (Rim et al. 2020 tables): intensity scale, ECC homography (coarse to "
+        "fine), PSNR and SSIM over the valid overlap; rows also give the 3x3 homography (ground-truth pixel -> "
+        "prediction pixel). Needs skimage-convention SSIM."),
+    best_of_gt: bool = typer.Option(
+        False, "--best-of-gt", help="The ground truth is a sequence per prediction (a sample set's sharp frames, or "
+        "GT/NAME/ frame folders or videos for PRED/NAME.png, like the sharp frames Köhler et al. recorded along the "
+        "camera trajectory): score against every frame, keep the best by PSNR and report its index (gt_frame, "
+        "0-based). With --align translation this reproduces the Köhler benchmark's scoring."),
+    max_shift: float = typer.Option(64.0, "--max-shift", min=0, help="With --align: a pair whose best alignment moves "
+                                    "a corner or the centre by more than this many pixels is reported as unaligned."),
+    min_corr: float = typer.Option(0.5, "--min-corr", min=-1.0, max=1.0, help="With --align: a pair whose zero-mean "
+                                   "correlation after alignment is below this is reported as unaligned."),
+    ssim_mask: SsimWindow = typer.Option(
+        SsimWindow.window, "--ssim-mask", help="With --align, which pixels the SSIM map is averaged over. window: "
+        "those whose whole 11x11 window lies in the valid region, so the empty warp border never counts; centre: "
+        "those whose centre does, the images zeroed outside, as RealBlur's evaluate_RealBlur.py does."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images scored together on the device."),
     workers: int = typer.Option(2, "--workers", min=1, help="Threads decoding images."),
     device: str = DeviceOption,
     quiet: bool = QuietOption,
     debug: bool = DebugOption,
 ) -> None:
-    """Score predictions against ground truth: PSNR, SSIM, optionally LPIPS; tables, CSV, JSON."""
+    """Score predictions against ground truth: PSNR, SSIM, optionally LPIPS; tables, CSV, JSON.
+
+    For real-blur benchmarks, where a result cannot be pixel-aligned with its ground truth, --align scores after the best alignment: --align translation --best-of-gt as the Köhler et al. 2012 benchmark does, --align homography as RealBlur (Rim et al. 2020) does. The aligned image is scored as it is (alpha times the warped prediction, neither rounded nor clamped) over the pixels the warp fills. A pair that cannot be aligned (too different, a shift beyond --max-shift, a correlation below --min-corr) is not scored: its row has status "unaligned", null metrics and the reason, the means cover the other rows, and a warning on standard error lists it.
+    """
     from blurtools.io.pairs import match
-    from blurtools.metrics.folder_scoring import ScoreOptions, json_safe, score_image_pairs, score_sequence_pairs, summarize
+    from blurtools.metrics.folder_scoring import (
+        ScoreOptions,
+        json_safe,
+        score_best_of_gt,
+        score_image_pairs,
+        score_sequence_pairs,
+        summarize,
+    )
     from blurtools.ops.device import resolve_device
 
     setup_logging(quiet)
+    if video and (align is not None or best_of_gt):
+        raise UsageError("--align and --best-of-gt score images; they do not combine with --video")
+    if align is not None and ssim_mode != SsimMode.skimage:
+        raise UsageError("--align scores SSIM over the valid region in the skimage convention; drop --ssim matlab3d")
     dev = resolve_device(device)
-    matching = match(pred, gt, video=video)
+    matching = match(pred, gt, video=video, gt_sequences=best_of_gt)
     if matching.unmatched_pred and not ignore_unmatched:
         shown = ", ".join(matching.unmatched_pred[:5]) + (" ..." if len(matching.unmatched_pred) > 5 else "")
         raise BlurtoolsError(f"{pred}: {len(matching.unmatched_pred)} prediction(s) have no ground truth in {gt}: {shown} "
@@ -107,13 +174,24 @@ def command(
         from blurtools.metrics.lpips_metric import LpipsMetric
 
         metric = LpipsMetric(net=lpips.value, device=dev)
-    opts = ScoreOptions(ssim_mode=ssim_mode.value, y=y, crop_border=crop_border, batch=batch, workers=workers)
+    opts = ScoreOptions(ssim_mode=ssim_mode.value, y=y, crop_border=crop_border, batch=batch, workers=workers,
+                        align=align.value if align else None, max_shift=max_shift, min_corr=min_corr,
+                        ssim_window=ssim_mask.value)
     with progress(len(matching.pairs), "scoring", quiet) as bar:
-        scorer = score_sequence_pairs if video else score_image_pairs
+        scorer = score_sequence_pairs if video else (score_best_of_gt if best_of_gt else score_image_pairs)
         rows = scorer(matching.pairs, opts, dev, lpips=metric, on_done=bar.advance)
     summary = summarize(rows)
     options = {"pred": str(pred), "gt": str(gt), "ssim": ssim_mode.value, "y": y, "crop_border": crop_border,
                "lpips": lpips.value if lpips else None, "video": video}
+    if align is not None or best_of_gt:
+        options.update(align=align.value if align else None, best_of_gt=best_of_gt)
+    if align is not None:
+        options.update(max_shift=max_shift, min_corr=min_corr, ssim_mask=ssim_mask.value)
+    failed = [r for r in rows if r.get("status") == "unaligned"]
+    if failed:
+        listed = "; ".join(f"{r['name']} ({r['reason']})" for r in failed[:5]) + (" ..." if len(failed) > 5 else "")
+        print(f"warning: {len(failed)} of {len(rows)} pair(s) could not be aligned and are not scored (null metrics; "
+              f"the means cover the other {len(rows) - len(failed)}): {listed}", file=sys.stderr)
     if csv_path is not None:
         if csv_path.is_dir():
             raise UsageError(f"--csv {csv_path}: is a folder")
@@ -135,6 +213,13 @@ MAN_EXAMPLES = [
      "blurtools score results/ gt/ --ssim matlab3d --lpips alex --json > scores.json"),
     ("Score extracted videos against a sample set's sharp sequences, order-invariantly.",
      "blurtools score videos/ sets/test --video"),
+    ("Köhler et al. 2012 benchmark tables: each result is aligned (intensity scale, sub-pixel shift) to every "
+     "sharp frame recorded along the trajectory (gt/Blurry1_1/*.png for results/Blurry1_1.png), and the best "
+     "frame counts.",
+     "blurtools score results/ koehler_gt/ --align translation --best-of-gt --csv koehler.csv"),
+    ("RealBlur (Rim et al. 2020) tables: intensity match, ECC homography, PSNR and SSIM over the valid overlap, "
+     "averaging SSIM over window centres as evaluate_RealBlur.py does.",
+     "blurtools score results/ realblur_gt/ --align homography --ssim-mask centre --json > realblur.json"),
 ]
 MAN_FILES = [
     ("$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth", "AlexNet trunk for --lpips alex (supplied by the user)."),

@@ -41,6 +41,15 @@ def lookup_model(name: str) -> Tuple[type, Any]:
     return archs[name], recipes[name]
 
 
+def _model_help() -> str:
+    try:
+        archs, recipes = model_tables()
+        names = sorted(set(archs) & set(recipes))
+    except Exception:  # a broken model module must not break `blurtools --help`
+        names = []
+    return "Model to train" + (f": {', '.join(names)}." if names else " (a name in blurtools.models.ARCHS).")
+
+
 def _fmt_losses(rec: Dict[str, Any]) -> str:
     skip = {"event", "step", "total", "stage", "lr", "epoch", "samples_per_s", "elapsed_s", "loss"}
     extra = " ".join(f"{k} {v:.4g}" for k, v in sorted(rec.items()) if k not in skip and isinstance(v, float))
@@ -85,6 +94,11 @@ def _display(quiet: bool) -> Iterator[Optional[Callable[[Dict[str, Any]], None]]
                   TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                   TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task("train", total=None, loss="", rate="")
+        # Log lines (stage changes, notes) go through the live display instead of tearing the bar.
+        handlers = [h for h in logging.getLogger("blurtools").handlers if isinstance(h, logging.StreamHandler)]
+        streams = [h.stream for h in handlers]
+        for h in handlers:
+            h.setStream(console.file)
 
         def rich(rec: Dict[str, Any]) -> None:
             event = rec["event"]
@@ -99,7 +113,11 @@ def _display(quiet: bool) -> Iterator[Optional[Callable[[Dict[str, Any]], None]]
                 bar.update(task, loss=f"loss {rec['loss']:.4g}", rate=f"{rec['samples_per_s']:.1f} samples/s")
             elif event == "val":
                 console.print(_val_line(rec))
-        yield rich
+        try:
+            yield rich
+        finally:
+            for h, stream in zip(handlers, streams):
+                h.setStream(stream)
 
 
 def _given(**flags: Any) -> Dict[str, Any]:
@@ -108,7 +126,7 @@ def _given(**flags: Any) -> Dict[str, Any]:
 
 @handle_errors
 def command(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to train (a name in blurtools.models.ARCHS)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=_model_help()),
     data: Optional[str] = typer.Option(None, "--data", help="Training data: a .h5 pack or a sample-set folder."),
     val: Optional[str] = typer.Option(None, "--val", help="Validation data (.h5 or sample set): PSNR/SSIM and best.pt."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Run folder: config.json, last.pt, best.pt, weights.pt, metrics.jsonl."),
@@ -170,9 +188,11 @@ def command(
     given = combine(load_toml(config) if config else {}, flags)
     run = Path(given["out"]) if given.get("out") else None
     if resume and run is not None and (run / "last.pt").is_file():
-        from blurtools.train.checkpoint import read_checkpoint
+        from blurtools.train.checkpoint import check_run_folder, read_checkpoint
 
-        cfg = resume_merge(read_checkpoint(run / "last.pt")["config"], given)
+        stored = read_checkpoint(run / "last.pt")["config"]
+        check_run_folder(run, given.get("model") or stored.get("model"), resume=True)
+        cfg = resume_merge(stored, given)
     else:
         cfg = merge(given)
     if not cfg.model:

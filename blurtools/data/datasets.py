@@ -63,7 +63,7 @@ def to_float_chw(array: np.ndarray) -> torch.Tensor:
 
 
 class _PairDataset(Dataset):
-    """Shared sampling logic; subclasses provide _ids, _total_frames, _size(i) and _read(i, box, frames)."""
+    """Shared sampling logic; subclasses set ``ids`` and provide _where(i), _size(i) and _read(i, box, frames)."""
 
     def __init__(self, frames: Optional[int], patch: PatchSpec, augment: Optional[Augment], seed: int,
                  as_tuple: bool, total_frames: int):

@@ -52,7 +52,7 @@ def open_h5(path: "str | Path", mode: str = "r", **kwargs: Any):
     if mode == "r":
         try:
             return h5py.File(path, mode, locking=False, **kwargs)
-        except TypeError:  # h5py built against an HDF5 without the locking switch
+        except (TypeError, ValueError):  # an h5py/HDF5 without the locking switch
             pass
     return h5py.File(path, mode, **kwargs)
 

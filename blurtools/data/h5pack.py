@@ -137,6 +137,8 @@ def pack_sets(sets: Sequence["str | Path"], output: "str | Path", *, compression
         2103
     """
     output = Path(output)
+    if output.is_dir():
+        raise UsageError(f"-o {output}: is a folder; give the .h5 file to write")
     if not sets:
         raise UsageError("no sample sets given")
     if compression is not None and compression not in COMPRESSIONS:
@@ -199,7 +201,14 @@ def pack_sets(sets: Sequence["str | Path"], output: "str | Path", *, compression
             (h, w), (y, x) = old_sizes[i], old_origin[i]
             units.append(_Unit(source=int(old_source[i]), old_index=i, boxes=[(int(y), int(x), int(h), int(w))], ids=[old_ids[i]]))
     try:
+        packed, given = {s.get("path") for s in sources_attr}, set()
         for sset in ssets:
+            where = str(sset.root.resolve())
+            if where in packed:
+                raise BlurtoolsError(f"{sset.root}: this set is already in {output}; repack to bring it up to date")
+            if where in given:
+                raise UsageError(f"{sset.root}: the same set is given twice")
+            given.add(where)
             set_units, set_dtype = _plan_set(sset, len(sources_attr), psize, per_image or 1, seed)
             if set_dtype is not None:
                 if dtype is not None and set_dtype != dtype:
@@ -267,8 +276,10 @@ def _write(output: Path, units: List[_Unit], old: Any, old_info: Dict[str, Any],
     crc = np.zeros((n_rows, 2), np.uint32)
     with atomic_path(output, suffix="") as tmp:
         with h5py.File(tmp, "w", libver="v108") as f:
-            blurry = f.create_dataset("blurry", (n_rows, slot_h, slot_w, 3), dtype, chunks=(1, slot_h, slot_w, 3), **filters)
-            sharp = f.create_dataset("sharp", (n_rows, n_frames, slot_h, slot_w, 3), dtype, chunks=sharp_chunks, **filters)
+            blurry = f.create_dataset("blurry", (n_rows, slot_h, slot_w, 3), dtype, chunks=(1, slot_h, slot_w, 3),
+                                       fillvalue=0, **filters)
+            sharp = f.create_dataset("sharp", (n_rows, n_frames, slot_h, slot_w, 3), dtype, chunks=sharp_chunks,
+                                      fillvalue=0, **filters)
             f.attrs["format"] = FORMAT
             f.attrs["complete"] = 0
             raw_copy = old is not None and _dataset_filters(old["blurry"]) == _dataset_filters(blurry) \

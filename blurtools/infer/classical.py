@@ -39,8 +39,10 @@ __all__ = ["linear_motion_kernel", "estimate_linear", "estimate_kernel", "classi
 
 METHODS = ("linear", "multiscale")
 DECONVS = ("hqs", "wiener", "rl")
-_WORK_SIDE = 512      # longest side of the luminance the estimation runs on
 _TILE = 256           # Welch tile for the cepstrum
+_LINEAR_SIDE = 1024   # the cepstrum averages tiles of a central crop at most this big
+_MULTI_SIDE = 512     # the multiscale refinement runs on a central crop at most this big...
+_MULTI_KERNEL = 35    # ...downscaled first if the kernel would exceed this many pixels
 
 
 # --------------------------------------------------------------------------------------------- kernels
@@ -88,9 +90,16 @@ def _resize_kernel(k: torch.Tensor, size: int) -> torch.Tensor:
     """Resample a kernel to (size, size) by area-preserving bilinear interpolation; sum 1, >= 0."""
     if k.shape[-1] == size:
         return k
-    r = F.interpolate(k[None, None], size=(size, size), mode="bilinear", align_corners=True)[0, 0]
+    r = F.interpolate(k[None, None], size=(size, size), mode="bilinear", antialias=size < k.shape[-1],
+                      align_corners=False)[0, 0]
     r = r.clamp(min=0)
     return r / r.sum().clamp(min=1e-12)
+
+
+def _centre_crop(y: torch.Tensor, side: int) -> torch.Tensor:
+    H, W = y.shape[-2:]
+    t, l = max((H - side) // 2, 0), max((W - side) // 2, 0)
+    return y[..., t:t + min(H, side), l:l + min(W, side)]
 
 
 def _downscale(y: torch.Tensor, s: float) -> torch.Tensor:
@@ -148,10 +157,9 @@ def estimate_linear(blurry: torch.Tensor, max_length: float = 31.0, min_length: 
         raise UsageError(f"estimate_linear: expected a (1, C, H, W) image, got {tuple(blurry.shape)}")
     y = to_gray(blurry.float() if blurry.dtype not in (torch.float32, torch.float64) else blurry)
     H, W = y.shape[-2:]
-    s = min(1.0, _WORK_SIDE / max(H, W))
     # a tile must hold several blur lengths for the spectral zeros to show
-    s = min(s, _TILE / 5 / max(max_length, 1.0))
-    y = _downscale(y, s)[0, 0]
+    s = min(1.0, _TILE / 5 / max(max_length, 1.0))
+    y = _centre_crop(_downscale(y, s), _LINEAR_SIDE)[0, 0]
     if min(y.shape) < 16:
         raise BlurtoolsError(f"estimate_linear: image {H}x{W} too small to estimate a blur")
     C = _welch_cepstrum(y)
@@ -179,7 +187,33 @@ def _grads(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     return gx, gy
 
 
-def _kernel_update(x: torch.Tensor, y: torch.Tensor, n: int, gamma: float = 1e-2) -> torch.Tensor:
+def _clean_kernel(k: torch.Tensor, min_share: float = 0.2) -> torch.Tensor:
+    """Drop 8-connected blobs of taps holding less than ``min_share`` of the mass of the heaviest blob.
+
+    A camera path is one connected curve; the isolated taps a least-squares solve scatters around it are
+    noise, and left in they grow from scale to scale (Pan et al. 2014 prune the same way).
+    """
+    n = k.numel()
+    support = k > 0
+    if not support.any():
+        return k
+    # connected-component labels by propagating the largest index through 3x3 neighbourhoods
+    lab = torch.where(support, torch.arange(1, n + 1, device=k.device, dtype=k.dtype).reshape(k.shape),
+                      torch.zeros_like(k))
+    for _ in range(n):
+        grown = F.max_pool2d(lab[None, None], 3, 1, 1)[0, 0] * support
+        if torch.equal(grown, lab):
+            break
+        lab = grown
+    ids = lab[support].long()
+    mass = torch.zeros(n + 1, dtype=k.dtype, device=k.device).index_add_(0, ids, k[support])
+    keep = mass >= min_share * mass.max()
+    keep[0] = False
+    return k * keep[lab.long()]
+
+
+def _kernel_update(x: torch.Tensor, y: torch.Tensor, n: int, gamma: float = 1e-2, keep: float = 0.1
+                   ) -> torch.Tensor:
     """Least-squares kernel from latent ``x`` and blurry ``y`` (both (1, 1, H, W)), in the gradient domain.
 
     Solves ``min_k sum ||k * grad x - grad y||^2 + gamma' ||k||^2`` over the pixels whose whole footprint is
@@ -195,7 +229,13 @@ def _kernel_update(x: torch.Tensor, y: torch.Tensor, n: int, gamma: float = 1e-2
     lags = torch.arange(-(n - 1), n, device=dev)
     ata = torch.zeros(n * n, n * n, device=dev, dtype=dt)
     atb = torch.zeros(n * n, device=dev, dtype=dt)
-    for gx, gy in zip(_grads(x.to(dt)), _grads(y.to(dt))):
+    gxs = _grads(x.to(dt))
+    if keep < 1:
+        # only salient latent edges carry reliable information about the kernel (Cho & Lee 2009)
+        mag = torch.sqrt(gxs[0] ** 2 + gxs[1] ** 2)
+        t = torch.quantile(mag.reshape(-1)[::max(mag.numel() // 200000, 1)], 1 - keep)
+        gxs = tuple(g * (mag >= t) for g in gxs)
+    for gx, gy in zip(gxs, _grads(y.to(dt))):
         X = torch.fft.rfft2(gx, s=(Hf, Wf))
         acx = torch.fft.irfft2(X * X.conj(), s=(Hf, Wf))[0, 0]
         # b(u) = sum_p gy(p) gx(p - u + c): a cross-correlation at lag (u - c)
@@ -209,15 +249,15 @@ def _kernel_update(x: torch.Tensor, y: torch.Tensor, n: int, gamma: float = 1e-2
     reg = gamma * ata.diagonal().mean()
     k = torch.linalg.solve(ata + reg * torch.eye(n * n, device=dev, dtype=dt), atb).reshape(n, n)
     k = k.clamp(min=0)
-    k = torch.where(k < 0.05 * k.max(), torch.zeros_like(k), k)
+    k = _clean_kernel(torch.where(k < 0.05 * k.max(), torch.zeros_like(k), k))
     if k.sum() <= 0:
         k = torch.zeros_like(k)
         k[c, c] = 1
     return _recentre(k / k.sum()).to(y.dtype)
 
 
-def _estimate_multiscale(y: torch.Tensor, n: int, init: torch.Tensor, lam: float = 4e-3,
-                         iterations: int = 5) -> torch.Tensor:
+def _estimate_multiscale(y: torch.Tensor, n: int, init: torch.Tensor, lam: float = 3e-3,
+                         iterations: int = 5, penalty: str = "l1", gamma: float = 0.1) -> torch.Tensor:
     """Coarse-to-fine kernel refinement on (1, 1, H, W) luminance; returns an (n, n) kernel."""
     levels = []
     size = n
@@ -225,16 +265,17 @@ def _estimate_multiscale(y: torch.Tensor, n: int, init: torch.Tensor, lam: float
         levels.append(size)
         size = int(math.ceil(size / math.sqrt(2))) | 1
     levels.append(size)
-    k = _resize_kernel(init, levels[-1])
+    m = (n - init.shape[-1]) // 2
+    k = _resize_kernel(F.pad(init, [m] * 4) if m > 0 else init, levels[-1])
     for size in reversed(levels):
         s = size / n
         ys = _downscale(y, s)
         k = _resize_kernel(k, size)
         lam_x = lam
         for _ in range(iterations):
-            x = hqs_deconv(ys, k, lam=lam_x, penalty="l0", iterations=14, beta_rate=2.5)
-            k = _kernel_update(x, ys, size)
-            lam_x = max(lam_x / 1.1, 1e-4)
+            x = hqs_deconv(ys, k, lam=lam_x, penalty=penalty)
+            k = _kernel_update(x, ys, size, gamma=gamma)
+            lam_x = max(lam_x / 1.2, 1e-3)
         log.debug("multiscale: level %d px done", size)
     return k
 
@@ -278,11 +319,13 @@ def estimate_kernel(blurry: torch.Tensor, max_size: int = 31, method: str = "lin
     size = min(max_size, 2 * int(math.ceil(L / 2)) + 3)
     k = linear_motion_kernel(L, angle, size, device=blurry.device)
     if method == "multiscale":
-        y = to_gray(blurry.float())
-        s = min(1.0, _WORK_SIDE / max(y.shape[-2:]))
-        # estimate at the working scale with a kernel of the working size, then bring it back
-        n = max(int(math.ceil(min(max_size, 2 * size + 1) * s)) | 1, 5)
-        k = _estimate_multiscale(_downscale(y, s), n, _resize_kernel(k, max(int(round(size * s)) | 1, 3)))
+        # the blur is taken to be the same everywhere, so a central crop at full resolution tells the kernel
+        # as well as the whole image, at a fraction of the cost; downscale only for very large kernels
+        support = min(max_size, 2 * size + 1)
+        s = min(1.0, _MULTI_KERNEL / support)
+        y = _centre_crop(_downscale(to_gray(blurry.float()), s), _MULTI_SIDE)
+        n = max(int(math.ceil(support * s)) | 1, 5)
+        k = _estimate_multiscale(y, n, _resize_kernel(k, max(int(round(size * s)) | 1, 3)))
         if s < 1:
             k = _resize_kernel(k, min(max_size, int(round(n / s)) | 1))
         k = _crop_support(k)

@@ -4,6 +4,11 @@ PRED and GT are each a file or a folder. Folders are matched by relative path wi
 (``a/b.png`` matches ``a/b.jpg``). GT may also be a sample set: then a prediction named ``ID.*`` (at any
 depth) is matched to sample ``ID``; its ground truth is the middle sharp frame, or the whole sharp
 sequence for video scoring. For video scoring each prediction is a folder of frames or a GIF/MP4/WebP.
+
+With ``gt_sequences`` (``score --best-of-gt``) each prediction is an image and its ground truth a sequence
+of frames: a sample set's sharp frames, or, in a GT folder, the frame folder (or video file) at the
+prediction's relative path without extension (``pred/a/b.png`` -> ``gt/a/b/*.png``), as Köhler's benchmark
+records one folder of sharp frames per blurry image.
 """
 
 from __future__ import annotations
@@ -72,8 +77,11 @@ def _check_exists(path: Path, what: str) -> None:
         raise BlurtoolsError(f"{path}: no such file or folder ({what})")
 
 
-def match(pred: "str | Path", gt: "str | Path", video: bool = False) -> Matching:
+def match(pred: "str | Path", gt: "str | Path", video: bool = False, gt_sequences: bool = False) -> Matching:
     """Pair predictions with their ground truth.
+
+    ``video``: predictions and ground truths are sequences. ``gt_sequences``: predictions are images and
+    each ground truth is a sequence (a list of frame paths, a frame folder or a video file).
 
     Raises:
         BlurtoolsError: a missing path, an empty folder, or nothing that matches.
@@ -82,9 +90,11 @@ def match(pred: "str | Path", gt: "str | Path", video: bool = False) -> Matching
     _check_exists(pred, "predictions")
     _check_exists(gt, "ground truth")
     if gt.is_dir() and is_sample_set(gt):
-        return _match_sample_set(pred, SampleSet(gt), video)
+        return _match_sample_set(pred, SampleSet(gt), video, gt_sequences)
     if video:
         return _match_sequences(pred, gt)
+    if gt_sequences:
+        return _match_image_to_sequences(pred, gt)
     if pred.is_file() and gt.is_file():
         return Matching([Pair(pred.stem, pred, gt)])
     if pred.is_file() or gt.is_file():
@@ -99,7 +109,28 @@ def match(pred: "str | Path", gt: "str | Path", video: bool = False) -> Matching
     return Matching(pairs, [k for k in preds if k not in gts], [k for k in gts if k not in preds])
 
 
-def _match_sample_set(pred: Path, sset: SampleSet, video: bool) -> Matching:
+def _is_sequence(path: Path) -> bool:
+    return (path.is_file() and (is_video_path(path) or path.suffix.lower() == ".webp")) or \
+        (path.is_dir() and bool(list_frame_files(path)))
+
+
+def _match_image_to_sequences(pred: Path, gt: Path) -> Matching:
+    if pred.is_file():
+        if not _is_sequence(gt):
+            raise BlurtoolsError(f"{gt}: expected a folder of ground-truth frames (or a video) for the single "
+                                 f"prediction {pred} (--best-of-gt)")
+        return Matching([Pair(pred.stem, pred, gt)])
+    preds, gts = _image_files(pred), _sequences(gt)
+    if not preds:
+        raise BlurtoolsError(f"{pred}: no images in this folder")
+    if not gts:
+        raise BlurtoolsError(f"{gt}: no frame folders or videos in this folder (--best-of-gt needs a sequence of "
+                             "ground-truth frames per prediction: GT/NAME/*.png for PRED/NAME.png)")
+    pairs = [Pair(k, preds[k], gts[k]) for k in preds if k in gts]
+    return Matching(pairs, [k for k in preds if k not in gts], [k for k in gts if k not in preds])
+
+
+def _match_sample_set(pred: Path, sset: SampleSet, video: bool, gt_sequences: bool = False) -> Matching:
     by_id = {s.id: s for s in sset.samples}
     if not by_id:
         raise BlurtoolsError(f"{sset.root}: the sample set holds no samples")
@@ -121,7 +152,7 @@ def _match_sample_set(pred: Path, sset: SampleSet, video: bool) -> Matching:
             unmatched.append(key)
             continue
         seen.add(sid)
-        pairs.append(Pair(sid, path, list(sample.sharp) if video else sample.middle))
+        pairs.append(Pair(sid, path, list(sample.sharp) if video or gt_sequences else sample.middle))
     return Matching(pairs, unmatched, [s for s in by_id if s not in seen])
 
 

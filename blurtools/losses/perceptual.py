@@ -64,7 +64,8 @@ def vgg16_features(upto: int = 30) -> nn.Sequential:
             conv = nn.Conv2d(cin, cout, 3, padding=1)
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
             nn.init.zeros_(conv.bias)
-            layers += [conv, nn.ReLU(inplace=True)]
+            # Not in place: a tapped conv output must survive the ReLU that follows it.
+            layers += [conv, nn.ReLU()]
             cin = cout
         layers.append(nn.MaxPool2d(2, 2))
         if len(layers) > upto:

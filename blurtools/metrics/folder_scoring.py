@@ -3,6 +3,12 @@
 ``score_image_pairs`` and ``score_sequence_pairs`` turn :class:`blurtools.io.pairs.Pair` lists into rows
 (one dict per image or sequence) that the CLI prints as a table, CSV or JSON. At most
 ``batch * (workers + 2)`` decoded images are held at any time, however many files there are.
+
+With ``ScoreOptions.align`` each prediction is first aligned to its ground truth
+(:mod:`blurtools.metrics.align`) and scored over the valid region (:mod:`blurtools.metrics.masked`);
+rows then carry ``status`` ("ok" | "unaligned"), the alignment found and, for an unaligned pair, null
+metrics and the ``reason``. ``score_best_of_gt`` scores a prediction against every frame of a ground-truth
+sequence (read in chunks of ``batch`` frames) and keeps the best frame by PSNR.
 """
 
 from __future__ import annotations
@@ -19,9 +25,12 @@ import torch
 from blurtools.errors import BlurtoolsError
 from blurtools.io.images import array_to_tensor, read_array
 from blurtools.io.pairs import Pair
-from blurtools.io.video import iter_frames
+from blurtools.io.video import iter_frames, list_frame_files
+from blurtools.metrics._common import luma_scaled, resolve_quantize, to_scale
+from blurtools.metrics.align import align
 from blurtools.metrics.image import compute_image_metrics
 from blurtools.metrics.lpips_metric import LpipsMetric
+from blurtools.metrics.masked import inner_rectangle, masked_psnr, masked_ssim
 from blurtools.metrics.video import score_video
 
 log = logging.getLogger(__name__)
@@ -29,13 +38,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ScoreOptions:
-    """How to score. ``ssim_mode``: skimage|matlab3d; ``y``: BT.601 luma; ``crop_border``: pixels per side."""
+    """How to score. ``ssim_mode``: skimage|matlab3d; ``y``: BT.601 luma; ``crop_border``: pixels per side.
+
+    ``align``: None, "translation" or "homography" (see :func:`blurtools.metrics.align.align`, with
+    ``max_shift`` and ``min_corr``); ``ssim_window``: "window" or "centre" (:func:`masked_ssim`).
+    """
 
     ssim_mode: str = "skimage"
     y: bool = False
     crop_border: int = 0
     batch: int = 8
     workers: int = 2
+    align: Optional[str] = None
+    max_shift: float = 64.0
+    min_corr: float = 0.5
+    ssim_window: str = "window"
 
 
 def _peak(a: np.ndarray) -> int:
@@ -74,12 +91,73 @@ def _finite(v: float) -> Optional[float]:
     return None if v is None or math.isinf(v) or math.isnan(v) else float(v)
 
 
+def _stored(x: torch.Tensor, peak: int) -> torch.Tensor:
+    """[0, 1] float -> float64 [0, 1] holding exactly the integers a file of that depth stores."""
+    return to_scale(x, peak, resolve_quantize(peak, None)) / float(peak)
+
+
+def aligned_metrics(pred: torch.Tensor, gt: torch.Tensor, peak: int, opts: ScoreOptions,
+                    lpips: Optional[LpipsMetric] = None) -> List[Dict[str, Any]]:
+    """Align each prediction (B, C, H, W) to its ground truth, then score the valid region.
+
+    Returns B dicts: status, psnr, ssim[, lpips], dx, dy, alpha[, homography], reason. Metrics are None
+    where the pair could not be aligned. The aligned image is scored as it is (not rounded or clamped);
+    ``opts.y`` takes luma after the alignment, ``opts.crop_border`` shrinks the valid region. LPIPS, which
+    takes no mask, sees the largest all-valid rectangle (clamped to [0, 1]).
+    """
+    p, g = _stored(pred, peak), _stored(gt, peak)
+    res = align(p, g, model=opts.align or "translation", max_shift=opts.max_shift, min_corr=opts.min_corr)
+    mask = res.mask.clone()
+    b = opts.crop_border
+    if b:
+        if 2 * b >= min(mask.shape[-2:]):
+            raise BlurtoolsError(f"--crop-border {b} leaves nothing of a {mask.shape[-2]}x{mask.shape[-1]} image")
+        mask[..., :b, :] = False
+        mask[..., -b:, :] = False
+        mask[..., :, :b] = False
+        mask[..., :, -b:] = False
+    a, gg = res.aligned, g
+    if opts.y:
+        a, gg = luma_scaled(a, 1.0), luma_scaled(gg, 1.0)
+    values = {"psnr": masked_psnr(a, gg, mask).tolist(), "ssim": masked_ssim(a, gg, mask, window=opts.ssim_window).tolist()}
+    rows: List[Dict[str, Any]] = []
+    for i in range(p.shape[0]):
+        ok = bool(res.ok[i])
+        row: Dict[str, Any] = {"status": "ok" if ok else "unaligned",
+                               "psnr": values["psnr"][i] if ok else None, "ssim": values["ssim"][i] if ok else None}
+        if lpips is not None:
+            row["lpips"] = None
+            rect = inner_rectangle(mask[i, 0]) if ok else None
+            if rect is not None and min(rect[1] - rect[0], rect[3] - rect[2]) >= 16:
+                t, bt, l, r = rect
+                crop_a = res.aligned[i:i + 1, :, t:bt, l:r].clamp(0, 1)
+                row["lpips"] = float(lpips(crop_a, g[i:i + 1, :, t:bt, l:r])[0])
+        row.update(dx=float(res.shift[i, 0]), dy=float(res.shift[i, 1]), alpha=float(res.alpha[i]))
+        if opts.align == "homography":
+            row["homography"] = res.homography[i].tolist()
+        row["reason"] = res.reasons[i] or None
+        rows.append(row)
+    return rows
+
+
+def _metrics_rows(pred: torch.Tensor, gt: torch.Tensor, peak: int, opts: ScoreOptions,
+                  lpips: Optional[LpipsMetric]) -> List[Dict[str, Any]]:
+    """Per-image metric dicts of a batch, aligned or not."""
+    if opts.align:
+        return aligned_metrics(pred, gt, peak, opts, lpips)
+    out = compute_image_metrics(pred, gt, data_range=peak, ssim_mode=opts.ssim_mode, y_channel=opts.y,
+                                crop_border=opts.crop_border, lpips=lpips)
+    values = {k: v.cpu().tolist() for k, v in out.items()}
+    return [{k: values[k][i] for k in values} for i in range(pred.shape[0])]
+
+
 def score_image_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.device,
                       lpips: Optional[LpipsMetric] = None,
                       on_done: Optional[Callable[[int], None]] = None) -> List[Dict[str, Any]]:
     """Score image pairs; returns rows ``{"name", "psnr", "ssim"[, "lpips"], "width", "height"}`` in pair order.
 
     Pairs of the same size and depth are scored together in batches of ``opts.batch`` on ``device``.
+    With ``opts.align`` the rows hold the fields of :func:`aligned_metrics` as well.
     """
     rows: List[Dict[str, Any]] = []
     batch: List[Tuple[Pair, torch.Tensor, torch.Tensor, int]] = []
@@ -89,12 +167,10 @@ def score_image_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.d
             return
         pred = torch.stack([b[1] for b in batch]).to(device)
         gt = torch.stack([b[2] for b in batch]).to(device)
-        out = compute_image_metrics(pred, gt, data_range=batch[0][3], ssim_mode=opts.ssim_mode, y_channel=opts.y,
-                                    crop_border=opts.crop_border, lpips=lpips)
-        values = {k: v.cpu().tolist() for k, v in out.items()}
+        metrics = _metrics_rows(pred, gt, batch[0][3], opts, lpips)
         for i, (pair, p, _, _) in enumerate(batch):
             row: Dict[str, Any] = {"name": pair.key}
-            row.update({k: values[k][i] for k in values})
+            row.update(metrics[i])
             row.update(width=int(p.shape[-1]), height=int(p.shape[-2]))
             rows.append(row)
         if on_done:
@@ -106,6 +182,81 @@ def score_image_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.d
             flush()
         batch.append(item)
     flush()
+    return rows
+
+
+def _gt_chunks(pair: Pair, chunk: int, workers: int) -> Iterator[Tuple[int, List[np.ndarray]]]:
+    """The frames of a ground-truth sequence as decoded arrays, ``chunk`` at a time: (first index, arrays)."""
+    ref = pair.gt
+    if isinstance(ref, list) or ref.is_dir():
+        paths = ref if isinstance(ref, list) else list_frame_files(ref)
+        arrays: Iterable[np.ndarray] = _prefetch(read_array, paths, workers, ahead=max(2, 2 * chunk))
+    else:
+        arrays = iter_frames(ref)
+    start, buf = 0, []
+    for a in arrays:
+        buf.append(a)
+        if len(buf) == chunk:
+            yield start, buf
+            start, buf = start + len(buf), []
+    if buf:
+        yield start, buf
+
+
+def _best_row(pair: Pair, found: List[Tuple[int, Dict[str, Any]]], count: int) -> Dict[str, Any]:
+    """The row of the best frame by PSNR among the aligned (or plainly scored) ones."""
+    good = [(i, m) for i, m in found if m.get("status", "ok") == "ok"]
+    if good:
+        # max keeps the first of equal scores; an identical frame (inf) wins.
+        index, metrics = max(good, key=lambda im: (im[1]["psnr"], -im[0]))
+    else:
+        index, metrics = found[0]
+        metrics = dict(metrics, reason=f"none of the {count} ground-truth frames could be aligned "
+                                       f"(frame {index}: {metrics['reason']})")
+    head = {k: v for k, v in metrics.items() if k in ("status", "psnr", "ssim", "lpips")}
+    tail = {k: v for k, v in metrics.items() if k not in head}
+    return {"name": pair.key, **head, "gt_frame": index if good else None, "gt_frames": count, **tail}
+
+
+def score_best_of_gt(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.device,
+                     lpips: Optional[LpipsMetric] = None,
+                     on_done: Optional[Callable[[int], None]] = None) -> List[Dict[str, Any]]:
+    """Score each prediction image against every frame of its ground-truth sequence; keep the best by PSNR.
+
+    The Köhler benchmark's rule: its ground truth is the sequence of sharp frames recorded along the
+    camera trajectory, and a result scores as well as its best-matching frame. ``pair.gt`` is a list of
+    frame paths, a frame folder or a video file; frames are decoded and scored ``opts.batch`` at a time.
+    With ``opts.align`` every frame is aligned first and only aligned frames compete.
+
+    Returns rows: name, [status,] psnr, ssim, [lpips,] gt_frame (0-based index of the winner, None when no
+    frame could be aligned), gt_frames (how many were tried), [alignment fields,] width, height.
+    """
+    rows: List[Dict[str, Any]] = []
+    for pair in pairs:
+        array = read_array(pair.pred)
+        pred = array_to_tensor(array, keep_gray=True)
+        found: List[Tuple[int, Dict[str, Any]]] = []
+        count = 0
+        for start, arrays in _gt_chunks(pair, opts.batch, opts.workers):
+            frames = [array_to_tensor(a, keep_gray=True) for a in arrays]
+            for k, f in enumerate(frames):
+                if f.shape[-2:] != pred.shape[-2:]:
+                    raise BlurtoolsError(f"{pair.pred}: size {pred.shape[-1]}x{pred.shape[-2]} differs from ground-truth "
+                                         f"frame {start + k} of {pair.gt} ({f.shape[-1]}x{f.shape[-2]})")
+            gt = torch.stack([f.expand(3, -1, -1) if f.shape[0] != pred.shape[0] else f for f in frames])
+            p = pred.expand(3, -1, -1) if pred.shape[0] != gt.shape[1] else pred
+            peak = max(_peak(array), *(_peak(a) for a in arrays))
+            p = p.unsqueeze(0).expand(gt.shape[0], -1, -1, -1).contiguous()
+            metrics = _metrics_rows(p.to(device), gt.to(device), peak, opts, lpips)
+            found.extend((start + k, m) for k, m in enumerate(metrics))
+            count += len(frames)
+        if not count:
+            raise BlurtoolsError(f"{pair.gt}: no ground-truth frames")
+        row = _best_row(pair, found, count)
+        row.update(width=int(pred.shape[-1]), height=int(pred.shape[-2]))
+        rows.append(row)
+        if on_done:
+            on_done(1)
     return rows
 
 
@@ -161,19 +312,30 @@ def score_sequence_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torc
     return rows
 
 
-NUMERIC_SKIP = ("width", "height", "frames")
+NUMERIC_SKIP = ("width", "height", "frames", "gt_frame", "gt_frames", "dx", "dy", "alpha")
 
 
 def summarize(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    """Mean of every numeric metric column over the rows (PSNR's mean is inf when any image is identical)."""
+    """Mean of every numeric metric column over the rows (PSNR's mean is inf when any image is identical).
+
+    Rows whose metrics are None (pairs that could not be aligned) are left out of the means; ``unaligned``
+    counts them when the rows come from aligned scoring.
+    """
     summary: Dict[str, Any] = {"count": len(rows)}
     if not rows:
         return summary
-    for key, value in rows[0].items():
-        if key in NUMERIC_SKIP or not isinstance(value, (int, float)) or isinstance(value, bool):
+
+    def numeric(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    for key in rows[0]:
+        # A metric column stays in the summary (as None) even when no row could be scored.
+        if key in NUMERIC_SKIP or not (key in ("psnr", "ssim", "lpips") or any(numeric(r.get(key)) for r in rows)):
             continue
-        vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+        vals = [r[key] for r in rows if numeric(r.get(key))]
         summary[key] = float(np.mean(vals)) if vals else None
+    if "status" in rows[0]:
+        summary["unaligned"] = sum(1 for r in rows if r["status"] != "ok")
     if "order" in rows[0]:
         summary["reversed"] = sum(1 for r in rows if r["order"] == "reversed")
     return summary

@@ -28,6 +28,7 @@ from torch import nn
 
 from blurtools.errors import BlurtoolsError
 from blurtools.models.convlstm import ConvLSTMCell, State
+from blurtools.models.dm import DenseDeblurModule
 from blurtools.models.jin import pad_to_multiple
 
 MULTIPLE = 16
@@ -220,10 +221,6 @@ class BringingAlive(nn.Module):
         super().__init__()
         if frames < 1:
             raise BlurtoolsError(f"BringingAlive: frames must be >= 1, got {frames}")
-        try:
-            from blurtools.models.dm import DenseDeblurModule
-        except ImportError as exc:  # the deblurring module lives in its own file
-            raise BlurtoolsError(f"BringingAlive: blurtools.models.dm is not available ({exc})") from exc
         self.model_args = dict(frames=frames, widths=list(widths), hidden=hidden, kernel=kernel,
                                bie_widths=list(bie_widths), dm_args=dict(dm_args) if dm_args else None)
         self.frames = frames

@@ -167,7 +167,8 @@ class KernelBasisNet(nn.Module):
         depth: encoder levels (5 in the paper); inputs are reflect-padded to a multiple of 2^depth.
         rl_iters: unrolled Richardson-Lucy iterations of the restoration in ``forward``.
 
-    Shapes: ``forward(blurry (B, 3, H, W) in [0, 1]) -> (B, 3, H, W) in [0, 1]``;
+    Shapes: ``forward(blurry (B, 3, H, W) in [0, 1]) -> (B, 3, H, W)`` (in [0, 1] in eval mode; RL output is
+    non-negative but may exceed 1 in train mode);
     ``estimate(blurry) -> (kernels (B, K, ks, ks), mixing (B, K, H, W))``;
     ``reblur(sharp, kernels, mixing) -> (B, 3, H, W)``.
 
@@ -220,8 +221,12 @@ class KernelBasisNet(nn.Module):
         return KernelBasisOperator(kernels, mixing).apply(sharp)
 
     def restore(self, blurry: torch.Tensor, kernels: torch.Tensor, mixing: torch.Tensor) -> torch.Tensor:
-        """Restore with given kernels and mixing (``rl_iters`` Richardson-Lucy steps), clipped to [0, 1]."""
-        return richardson_lucy(blurry, kernels, mixing, self.rl_iters).clamp(0, 1)
+        """Restore with given kernels and mixing (``rl_iters`` Richardson-Lucy steps).
+
+        Clipped to [0, 1] in eval mode only, so that training gradients reach pixels that overshoot.
+        """
+        out = richardson_lucy(blurry, kernels, mixing, self.rl_iters)
+        return out if self.training else out.clamp(0, 1)
 
     def forward(self, blurry: torch.Tensor) -> torch.Tensor:
         kernels, mixing = self.estimate(blurry)

@@ -99,15 +99,24 @@ class PhaseMask:
                 raise UsageError(f"phase mask ring ({a}, {b}): need 0 <= inner < outer <= 1")
 
 
-#: Ready-made masks. "ring": one ring of 6 pi at 455 nm (transparent for blue, ~1.1 pi for green,
-#: ~0.4 pi for red), the colour-selective focus shift of the 2020 design; radii are unconfirmed.
+#: Ready-made masks (ring radii and phases of the 2020 paper are unconfirmed).
+#: "ring" (default): one ring 0.2 <= rho < 0.7 of 10 pi at 455 nm. It is a whole number of waves for blue
+#: (blue focuses as through a clear lens), ~0.4 pi for green and ~1.3 pi for red, so the colours reach
+#: their sharpest at different psi: across the default sweep the sharpest colour runs blue -> cyan ->
+#: green -> yellow -> orange -> red, the order of the measured stack of seed 000.
+#: "ring6pi": one ring 0.55 <= rho < 0.8 of 6 pi at 455 nm, the example of REFERENCE.md: green's best
+#: focus moves to psi ~ +10 while blue stays at 0.
 MASKS: Dict[str, PhaseMask] = {
     "none": PhaseMask((), "none"),
-    "ring": PhaseMask(((0.55, 0.8, 6.0 * math.pi),), "ring"),
+    "ring": PhaseMask(((0.2, 0.7, 10.0 * math.pi),), "ring"),
+    "ring6pi": PhaseMask(((0.55, 0.8, 6.0 * math.pi),), "ring6pi"),
 }
 
-#: Default focus sweep over the exposure (psi at 455 nm), first to last instant.
-DEFAULT_SWEEP: Tuple[float, float] = (-4.0, 10.0)
+#: The group's working defocus range (psi at 455 nm).
+PSI_RANGE: Tuple[float, float] = (-4.0, 10.0)
+
+#: Default focus sweep over the exposure (psi at 455 nm), first to last instant; inside PSI_RANGE.
+DEFAULT_SWEEP: Tuple[float, float] = (1.0, 10.0)
 
 
 def psi_from_distance(z_object_m: float, optics: Optics = Optics()) -> float:
@@ -194,21 +203,30 @@ def monochromatic_psfs(psi_ref: torch.Tensor, wavelengths_nm: Sequence[float],
     rho2 = (d / r) ** 2
     base = amp.to(torch.complex128)
     for a, b, phase in pm.rings:
-        cover = (b * r + 0.5 - d).clamp(0.0, 1.0) - (a * r + 0.5 - d).clamp(0.0, 1.0)
+        cover = (b * r + 0.5 - d).clamp(0.0, 1.0)
+        if a > 0:                                    # a ring from the centre has no inner edge
+            cover = cover - (a * r + 0.5 - d).clamp(0.0, 1.0)
         ph = (phase * ratio)[:, None, None]
-        base = base + amp * cover * (torch.polar(torch.ones_like(ph), ph) - 1.0)
-    defocus = (psi_ref[:, None, None, None] * ratio[None, :, None, None]) * rho2[None]  # (K, L, P, P)
-    field = base[None].to(torch.complex64) * torch.polar(torch.ones_like(defocus, dtype=torch.float32),
-                                                         defocus.to(torch.float32))
-    spec = torch.fft.fft2(field, s=(m, m))
+        # Field averaged over a sample = sum over zones of (area fraction x exp(i phase)).
+        base = base + cover * (torch.polar(torch.ones_like(ph), ph) - 1.0)
+    base = base.to(torch.complex64)
+    span = size * s
     # Keep only the central size x size pixels (size*s samples around zero frequency, wrapped), the
     # sample (M-1)/2 after an fftshift being the middle sample of the middle s x s pixel block (M odd).
-    span = size * s
     idx = (torch.arange(span, device=dev) - (span - 1) // 2) % m
-    spec = spec.index_select(-2, idx).index_select(-1, idx)
-    inten = (spec.real ** 2 + spec.imag ** 2).to(torch.float64)
-    k_, l_ = inten.shape[:2]
-    px = inten.reshape(k_, l_, size, s, size, s).sum(dim=(3, 5))           # integrate over pixels
+    # Instants in chunks of ~64 MB of spectrum, so long sweeps (K = 65 for interpolated windows) fit.
+    chunk = max(1, int(64e6 // (8 * len(wavelengths_nm) * m * m)))
+    parts = []
+    for lo in range(0, psi_ref.numel(), chunk):
+        psi = psi_ref[lo:lo + chunk]
+        defocus = ((psi[:, None, None, None] * ratio[None, :, None, None]) * rho2[None]).to(torch.float32)
+        field = base[None] * torch.polar(torch.ones_like(defocus), defocus)        # (k, L, P, P)
+        spec = torch.fft.fft2(field, s=(m, m))
+        spec = spec.index_select(-2, idx).index_select(-1, idx)
+        inten = (spec.real ** 2 + spec.imag ** 2).to(torch.float64)
+        k_, l_ = inten.shape[:2]
+        parts.append(inten.reshape(k_, l_, size, s, size, s).sum(dim=(3, 5)))  # integrate over pixels
+    px = torch.cat(parts)
     return px / px.sum(dim=(-2, -1), keepdim=True)
 
 
@@ -221,7 +239,7 @@ def phase_psf_stack(psi_values: Union[Sequence[float], torch.Tensor, None] = Non
 
     Args:
         psi_values: (K,) defocus per instant at the reference wavelength; default
-            ``sweep_psis(*DEFAULT_SWEEP, 7)``.
+            ``sweep_psis(*DEFAULT_SWEEP, 7)`` (psi 1 -> 10 over the exposure).
         mask: "ring" (default), "none" (clear pupil), a :class:`PhaseMask`, or (inner, outer, phase) rings.
         size: odd PSF side in pixels (27 like the measured stack).
         spectra: three channel spectra (R, G, B), each a sequence of (wavelength nm, weight).
@@ -231,7 +249,7 @@ def phase_psf_stack(psi_values: Union[Sequence[float], torch.Tensor, None] = Non
 
     Example::
 
-        stack = phase_psf_stack(sweep_psis(-4, 10, 7))          # (7, 3, 27, 27)
+        stack = phase_psf_stack(sweep_psis(1, 10, 7))           # (7, 3, 27, 27)
         clear = phase_psf_stack([0.0], mask="none", size=15)     # diffraction-limited Airy pattern
     """
     if psi_values is None:

@@ -10,7 +10,8 @@ inertia), and with a small probability it makes a big, nearly reversing jerk. Pe
 
 Coordinates are pixels, ``(x, y)`` with x to the right and y down. Time runs over the exposure [0, 1],
 sample ``t`` of a (T, 2) trajectory being at time ``t / (T - 1)``. A kernel puts the mass of position
-``s`` at pixel ``(c + s_y, c + s_x)``, ``c = size // 2``: the frame at time t is the scene shifted by
+``s`` at pixel ``(c + s_y, c + s_x)``, ``c = (size - 1) // 2`` (the centre tap of
+:func:`blurtools.ops.filters.fft_conv2d`): the frame at time t is the scene shifted by
 ``s(t)``, so the blurred image is the scene *convolved* with the kernel, and
 ``warp.shift(img, s_x, s_y)`` makes the matching sharp frame.
 """
@@ -159,12 +160,12 @@ def kernel_size_for(traj: torch.Tensor, margin: int = 2) -> int:
 
 
 def splat_kernel(points: torch.Tensor, size: int, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Bilinear splatting of (N, 2) (x, y) points onto a (size, size) grid centred at ``size // 2``.
+    """Bilinear splatting of (N, 2) (x, y) points onto a (size, size) grid centred at ``(size - 1) // 2``.
 
     Returns a kernel summing to 1 (weights, if given, are normalised). Raises UsageError when a point
     falls outside the grid, rather than silently losing its mass.
     """
-    c = size // 2
+    c = (size - 1) // 2
     px = points[:, 0] + c
     py = points[:, 1] + c
     x0 = px.floor()
@@ -197,7 +198,7 @@ def trajectory_kernels(traj: torch.Tensor, k: int = 1, size: Optional[int] = Non
     Args:
         traj: (T, 2) (x, y) positions in pixels.
         k: number of sub-exposures (K = 1: the whole exposure).
-        size: kernel side (odd recommended; centre pixel ``size // 2``); None: :func:`kernel_size_for`.
+        size: kernel side (odd recommended; centre pixel ``(size - 1) // 2``); None: :func:`kernel_size_for`.
     Returns:
         (K, size, size) tensor of ``dtype``, each kernel non-negative and summing to 1.
     """

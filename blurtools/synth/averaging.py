@@ -40,6 +40,8 @@ def frame_to_linear_hwc(frame: np.ndarray, crf: "str | Crf", device: "torch.devi
     if lut.device.type == "cpu":
         # numpy's take with small-integer indices is several times faster than torch indexing or pow on CPU
         return torch.from_numpy(np.take(lut.numpy(), frame))
+    if not frame.flags.writeable:  # decoder buffers are read-only; torch wants writable memory
+        frame = frame.copy()
     return lut[torch.from_numpy(np.ascontiguousarray(frame)).to(device).to(torch.int32)]
 
 

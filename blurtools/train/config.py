@@ -1,4 +1,6 @@
-"""The training configuration: defaults, a TOML file, command-line flags (flags win), RUN/config.json.
+"""The training configuration: defaults, a TOML file, command-line flags (flags win), RUN/config.json, and
+resolving the knobs against the model, its recipe and the data (constructor arguments, loss weights, run
+length, trainable sub-modules, the perceptual loss).
 
 A TOML file holds the same knobs as the flags, top level or under ``[train]``, with ``-`` or ``_`` in
 names, and the tables ``[model_args]`` and ``[loss_weights]``::
@@ -18,15 +20,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
+
+import torch
+from torch import nn
 
 from blurtools import __version__
-from blurtools.errors import UsageError
+from blurtools.errors import BlurtoolsError, UsageError
 from blurtools.io.atomic import atomic_write_text
 from blurtools.train.schedule import SCHEDULES
+
+log = logging.getLogger(__name__)
 
 TOOL = "blurtools train"
 AMP_MODES = ("none", "bf16", "fp16")
@@ -310,3 +318,42 @@ def total_steps(cfg: TrainConfig, samples: int, world: int) -> int:
     if cfg.epochs is not None:
         return max(1, int(-(-cfg.epochs * samples // (cfg.batch * world))))
     return DEFAULT_STEPS
+
+
+def build_perceptual(recipe: Any, weights: Dict[str, float], pretrained: bool, device: torch.device,
+                     seed: int = 0) -> Optional[nn.Module]:
+    """The VGG perceptual loss when a weight named in ``recipe.needs_vgg`` is > 0, else None.
+
+    Raises BlurtoolsError (from VGGPerceptual) naming the missing ImageNet file: no silent fallback.
+    """
+    if not any(weights.get(name, 0.0) > 0 for name in recipe.needs_vgg):
+        return None
+    from blurtools.losses.perceptual import VGGPerceptual
+
+    if not pretrained:
+        log.warning("perceptual loss with a randomly initialised VGG (--no-pretrained-vgg): for tests only")
+    # A random trunk must be the same one in every run with this seed (and after a resume).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return VGGPerceptual(layers=recipe.vgg_layers, pretrained=pretrained).to(device)
+
+
+def trainable_parameters(model: nn.Module, names: "tuple[str, ...]", arch: str) -> List[nn.Parameter]:
+    """Parameters of the sub-modules (or parameters) ``names`` of ``model``; ("*",) = all of them."""
+    if "*" in names:
+        params = list(model.parameters())
+    else:
+        params, seen = [], set()
+        for name in names:
+            part = getattr(model, name, None)
+            if isinstance(part, nn.Module):
+                found = list(part.parameters())
+            elif isinstance(part, nn.Parameter):
+                found = [part]
+            else:
+                raise BlurtoolsError(f"recipe of {arch}: stage trains {name!r}, which model {arch} does not have")
+            params += [p for p in found if id(p) not in seen]
+            seen.update(id(p) for p in found)
+    if not params:
+        raise BlurtoolsError(f"recipe of {arch}: stage trains {names}, which hold no parameters")
+    return params

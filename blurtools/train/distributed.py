@@ -119,6 +119,21 @@ def gather_objects(info: DistInfo, obj: Any) -> List[Any]:
     return out
 
 
+def sync_buffers(info: DistInfo, *modules: Any) -> None:
+    """Copy rank 0's buffers (batch-norm statistics...) to every process, as DDP does before each forward.
+
+    Each process updates running statistics with its own shard during its last forward; validating, saving
+    and finishing use rank 0's, so every replica holds the same state.
+    """
+    if not info.enabled:
+        return
+    for module in modules:
+        if module is None:
+            continue
+        for buf in module.buffers():
+            dist.broadcast(buf.data, src=0)
+
+
 def broadcast_object(info: DistInfo, obj: Any) -> Any:
     """Rank 0's ``obj`` on every process."""
     if not info.enabled:

@@ -37,10 +37,11 @@ from torch import nn
 from blurtools.errors import BlurtoolsError
 from blurtools.train import checkpoint as ckpt_io
 from blurtools.train import distributed as D
-from blurtools.train.config import (TrainConfig, resolve_model_args, resolve_weights, total_steps,
-                                    write_config_json)
+from blurtools.train.config import (TrainConfig, build_perceptual, resolve_model_args, resolve_weights,
+                                    total_steps, trainable_parameters, write_config_json)
 from blurtools.train.recipe import ObjectiveContext, Recipe
 from blurtools.train.schedule import StageSchedule, plan_stages
+from blurtools.train.validation import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -74,41 +75,6 @@ class _Runner(nn.Module):
         return self.objective(self.other, self.net, batch, self.ctx)
 
 
-def build_perceptual(recipe: Recipe, weights: Dict[str, float], pretrained: bool, device: torch.device) -> Optional[nn.Module]:
-    """The VGG perceptual loss when a weight named in ``recipe.needs_vgg`` is > 0, else None.
-
-    Raises BlurtoolsError (from VGGPerceptual) naming the missing ImageNet file: no silent fallback.
-    """
-    if not any(weights.get(name, 0.0) > 0 for name in recipe.needs_vgg):
-        return None
-    from blurtools.losses.perceptual import VGGPerceptual
-
-    if not pretrained:
-        log.warning("perceptual loss with a randomly initialised VGG (--no-pretrained-vgg): for tests only")
-    return VGGPerceptual(layers=recipe.vgg_layers, pretrained=pretrained).to(device)
-
-
-def trainable_parameters(model: nn.Module, names: "tuple[str, ...]", arch: str) -> List[nn.Parameter]:
-    """Parameters of the sub-modules (or parameters) ``names`` of ``model``; ("*",) = all of them."""
-    if "*" in names:
-        params = list(model.parameters())
-    else:
-        params, seen = [], set()
-        for name in names:
-            part = getattr(model, name, None)
-            if isinstance(part, nn.Module):
-                found = list(part.parameters())
-            elif isinstance(part, nn.Parameter):
-                found = [part]
-            else:
-                raise BlurtoolsError(f"recipe of {arch}: stage trains {name!r}, which model {arch} does not have")
-            params += [p for p in found if id(p) not in seen]
-            seen.update(id(p) for p in found)
-    if not params:
-        raise BlurtoolsError(f"recipe of {arch}: stage trains {names}, which hold no parameters")
-    return params
-
-
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed & 0xFFFFFFFF)
@@ -126,7 +92,6 @@ class _Trainer:
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if self.cuda else None
         self.best_psnr: Optional[float] = None
         self.last_val: Optional[Dict[str, float]] = None
-        self.baseline: Optional[Dict[str, float]] = None
         self.sums: Dict[str, torch.Tensor] = {}
         self.counts: Dict[str, int] = {}
 
@@ -145,7 +110,7 @@ class _Trainer:
         cfg, info, recipe = self.cfg, self.info, self.recipe
         self.weights = resolve_weights(recipe.default_weights, cfg.loss_weights, cfg.model)
         # The VGG file is checked before anything else is loaded, so a missing file stops the run at once.
-        self.perceptual = build_perceptual(recipe, self.weights, cfg.pretrained_vgg, self.device)
+        self.perceptual = build_perceptual(recipe, self.weights, cfg.pretrained_vgg, self.device, cfg.seed)
         self.resume_from = ckpt_io.check_run_folder(self.out, cfg.model, self.resume)
         D.barrier(info)  # every process has checked the folder before rank 0 writes into it
         self.train_ds = D.open_training_data(cfg.data, cfg.patch, cfg.augment, cfg.seed, cfg.preload)
@@ -164,10 +129,10 @@ class _Trainer:
             raise BlurtoolsError(f"{cfg.data}: samples hold {self.frames} sharp frames but model {cfg.model} "
                                  f"makes {getattr(self.model, 'frames', None)}; set --model-arg frames={self.frames} or use other data")
         self.critic = recipe.critic(dict(self.model.model_args)) if recipe.critic is not None else None
+        if not self.cuda and cfg.amp != "none":
+            log.info("--amp %s is a CUDA feature; training in float32 on the CPU", cfg.amp)
         if self.cuda and cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        elif cfg.amp != "none" and not self.cuda:
-            log.info("--amp %s is a CUDA feature; training in float32 on the CPU", cfg.amp)
         self.model.to(self.device)
         if self.critic is not None:
             self.critic.to(self.device)
@@ -218,6 +183,9 @@ class _Trainer:
         self.step = int(state["step"])
         if self.step > self.total:
             raise BlurtoolsError(f"{where}: the run is at step {self.step}, past --steps {self.total}")
+        if int(state.get("total_steps", self.total)) != self.total:
+            log.warning("resume: the run had %s steps, now %d: stage boundaries and schedules follow the new length",
+                        state.get("total_steps"), self.total)
         if int(state.get("world_size", 1)) != self.info.world:
             log.warning("resume: the run used %s process(es), this one %d: the data order changes from here",
                         state.get("world_size"), self.info.world)
@@ -344,46 +312,22 @@ class _Trainer:
                   "elapsed_s": now - self.t0, **values}
         self.emit(record, to_file=True)
 
-    @torch.no_grad()
     def _validate(self) -> None:
-        from blurtools.metrics import compute_image_metrics, score_video
-
-        self.model.eval()
-        sums = torch.zeros(5, dtype=torch.float64)
-        image = getattr(self.model, "kind", "image") == "image"
-        for i in D.val_indices(len(self.val_ds), self.cfg.val_limit, self.info):
-            blurry, sharp = D.center_crop(*self.val_ds[i], self.cfg.val_crop)
-            b = blurry[None].to(self.device, torch.float32)
-            s = sharp.to(self.device, torch.float32)
-            with self._autocast():
-                pred = self.model(b)
-            pred = pred.float().clamp(0, 1)
-            if image:
-                gt = s[s.shape[0] // 2][None]
-                m, base = compute_image_metrics(pred, gt, data_range=255), compute_image_metrics(b, gt, data_range=255)
-                row = [m["psnr"].item(), m["ssim"].item(), base["psnr"].item(), base["ssim"].item()]
-            else:
-                m, base = score_video(pred[0], s, data_range=255), score_video(b.expand_as(s), s, data_range=255)
-                row = [m.psnr, m.ssim, base.psnr, base.ssim]
-            sums += torch.tensor(row + [1.0], dtype=torch.float64)
-        self.model.train()
-        sums = D.all_reduce_sum(self.info, sums.to(self.device)).cpu()
-        count = int(sums[4].item())
-        if count == 0:
+        scores = evaluate(self.model, self.val_ds, self.info, self.device, self.cfg.val_crop, self.cfg.val_limit,
+                          self._autocast)
+        if scores is None:
             return
-        psnr, ssim, bpsnr, bssim = (sums[:4] / count).tolist()
-        best = self.best_psnr is None or psnr > self.best_psnr
-        record = {"event": "val", "step": self.step, "psnr": psnr, "ssim": ssim, "blurry_psnr": bpsnr,
-                  "blurry_ssim": bssim, "samples": count, "best": best}
-        self.last_val = {"val_psnr": psnr, "val_ssim": ssim, "val_step": self.step}
+        best = self.best_psnr is None or scores["psnr"] > self.best_psnr
+        self.last_val = {"val_psnr": scores["psnr"], "val_ssim": scores["ssim"], "val_step": self.step}
         if best:
-            self.best_psnr = psnr
+            self.best_psnr = scores["psnr"]
             if self.info.is_main:
                 rec = ckpt_io.weights_record(self.model, self.cfg.model, self.cfg.to_dict(), self.step, self.last_val)
                 ckpt_io.save_checkpoint(self.out / "best.pt", rec)
-        self.emit(record, to_file=True)
+        self.emit({"event": "val", "step": self.step, **scores, "best": best}, to_file=True)
 
     def _save_state(self) -> None:
+        D.sync_buffers(self.info, self.model, self.critic)
         rngs = D.gather_objects(self.info, ckpt_io.capture_rng({"ctx": self.ctx_gen}))
         if not self.info.is_main:
             return
@@ -459,8 +403,7 @@ class _Trainer:
         if finished:
             if self.val_ds is not None and self.last_val is None:
                 self._validate()
-            if self.step % self.cfg.save_every and self.step != self.bounds[self.stage_index][1]:
-                self._save_state()
+            D.sync_buffers(info, self.model, self.critic)
             digests = D.gather_objects(info, ckpt_io.state_digest(self.model))
             if len(set(digests)) != 1:
                 raise BlurtoolsError(f"the {info.world} processes ended with different weights {digests}")

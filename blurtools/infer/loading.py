@@ -1,0 +1,253 @@
+"""Choosing what does the work: the shipped default weights, a checkpoint the user gives, or the classical method.
+
+A :class:`Predictor` wraps the choice behind one call, ``predictor.prepare(images)``, which returns the
+window function that :func:`blurtools.infer.tiling.run_tiled` applies. Learned models map a window to its
+result directly; the classical method first estimates one blur kernel per whole image (a kernel estimated
+on a window would differ from window to window) and then deconvolves window by window with it.
+
+Shipped weights live in ``blurtools/weights/`` (``deblur.pt`` for ``deblur``, ``extract_video.pt`` for
+``extract-video``): plain checkpoint dicts as ``blurtools train`` writes them.
+
+Example::
+
+    pred = load_predictor("image", device="cpu")                       # the shipped default
+    pred = load_predictor("video", weights="runs/niu/weights.pt")       # any checkpoint train wrote
+    pred = load_predictor("image", model="classical", kernel=k)         # no weights at all
+    fn, min_overlap = pred.prepare(blurry)                             # blurry (B, 3, H, W)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from blurtools.errors import BlurtoolsError, UsageError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MODELS", "DEFAULT_WEIGHTS", "CLASSICAL_FRAMES", "Predictor", "load_predictor",
+           "default_weights_path", "file_sha256"]
+
+MODELS = ("default", "classical")
+DEFAULT_WEIGHTS = {"image": "deblur.pt", "video": "extract_video.pt"}
+COMMANDS = {"image": "deblur", "video": "extract-video"}
+CLASSICAL_FRAMES = 7
+# classical_deblur picks a stronger regulariser when it estimated the kernel itself (a blind kernel is
+# never exact); here the kernel is estimated once per image and handed over, so that choice is made here.
+_BLIND_STRENGTH = {"hqs": 1e-3, "wiener": 1e-2, "rl": 2e-3}
+_DEFAULT_MULTIPLE = 16
+MIN_WINDOW = 32       # models reflect-pad internally to their multiple, which needs some pixels to reflect
+
+
+def default_weights_path(kind: str) -> Path:
+    """Where the shipped weights of ``kind`` ("image" or "video") live inside the package."""
+    import blurtools.weights
+
+    return Path(blurtools.weights.__file__).resolve().parent / DEFAULT_WEIGHTS[kind]
+
+
+def file_sha256(path: "str | Path") -> str:
+    """SHA-256 of a file's bytes (hex), to record which weights made an output."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Predictor:
+    """A ready model (or the classical method) for one kind of output.
+
+    Attributes:
+        kind: "image" (one sharp image per blurry image) or "video" (N frames).
+        name: the architecture ("dm", "niu"...) or "classical".
+        device: where windows are computed.
+        model: the network in eval mode on ``device``; None for classical.
+        frames: video only: the frames the model makes by itself (classical: 7).
+        multiple: window sizes handed to the model are multiples of this.
+        amp: run CUDA windows under bfloat16 autocast.
+        classical: options of the classical method (kernel, method, max_size, deconv, strength, crf).
+        provenance: what to record in outputs (model, weights file and digest, arch, model_args...).
+    """
+
+    kind: str
+    name: str
+    device: torch.device
+    model: Optional[torch.nn.Module] = None
+    frames: Optional[int] = None
+    multiple: int = _DEFAULT_MULTIPLE
+    amp: bool = False
+    classical: Dict[str, Any] = field(default_factory=dict)
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_classical(self) -> bool:
+        return self.model is None
+
+    def _autocast(self) -> Any:
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare(self, images: torch.Tensor, frames: Optional[int] = None
+                ) -> Tuple[Callable[[torch.Tensor], torch.Tensor], int]:
+        """The window function for ``images`` and the smallest overlap it needs.
+
+        Args:
+            images: (B, 3, H, W) in [0, 1], the whole images the windows will come from (any device).
+            frames: video only: frames wanted (None = the model's own count); more or fewer than the
+                model makes go through frame multiplication.
+
+        Returns:
+            ``(fn, min_overlap)``: ``fn`` maps windows (b, 3, h, w) on ``self.device`` (b a multiple of B,
+            window-major: the B images of window 0, then of window 1...) to (b, 3, h, w) or
+            (b, N, 3, h, w) float; ``min_overlap`` is the overlap below which windows would show seams
+            (the classical deconvolution needs a few kernel lengths; learned models report 0).
+        """
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise UsageError(f"prepare: expected images (B, 3, H, W), got {tuple(images.shape)}")
+        if self.is_classical:
+            return self._prepare_classical(images, frames)
+        model = self.model
+        want = frames if frames is not None else self.frames
+
+        def fn(x: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode(), self._autocast():
+                if self.kind == "video" and want != self.frames:
+                    from blurtools.infer.frame_multiply import multiply_frames
+
+                    y = multiply_frames(model, x, want)
+                else:
+                    y = model(x)
+            return y.float()
+
+        return fn, 0
+
+    def _prepare_classical(self, images: torch.Tensor, frames: Optional[int]
+                           ) -> Tuple[Callable[[torch.Tensor], torch.Tensor], int]:
+        from blurtools.infer.classical import classical_deblur, classical_video, estimate_kernel
+
+        opts = dict(self.classical)
+        user_kernel = opts.pop("kernel", None)
+        method, max_size = opts.pop("method", "linear"), opts.pop("max_size", 31)
+        deconv = opts.get("deconv", "hqs")
+        if user_kernel is not None:
+            k = user_kernel.float()[None, None].expand(images.shape[0], 1, *user_kernel.shape)
+        else:
+            with torch.inference_mode():
+                ks = [estimate_kernel(images[i:i + 1].to(self.device).float(), max_size, method).cpu()
+                      for i in range(images.shape[0])]
+            n = max(k.shape[-1] for k in ks)
+            k = torch.stack([F.pad(k, [(n - k.shape[-1]) // 2] * 4) for k in ks])[:, None]
+            if opts.get("strength") is None:
+                opts["strength"] = _BLIND_STRENGTH[deconv]
+        k = k.to(self.device)
+        count = frames if frames is not None else (self.frames or CLASSICAL_FRAMES)
+        B = images.shape[0]
+
+        def fn(x: torch.Tensor) -> torch.Tensor:
+            kk = k.repeat(x.shape[0] // B, 1, 1, 1)
+            with torch.inference_mode():
+                if self.kind == "video":
+                    return classical_video(x, frames=count, kernel=kk, **opts).float()
+                return classical_deblur(x, kernel=kk, **opts).float()
+
+        # deconvolution rings for a few kernel lengths from a window's edge; the margin is a quarter overlap
+        return fn, 8 * int(k.shape[-1])
+
+
+def _load_network(kind: str, path: Path, device: torch.device, origin: str) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    from blurtools.train.checkpoint import load_model
+
+    model = load_model(path, expect_kind=kind, map_location=device)
+    meta = dict(getattr(model, "checkpoint_meta", {}) or {})
+    prov = {"model": origin, "weights": str(path), "weights_sha256": file_sha256(path), "arch": meta.get("arch"),
+            "model_args": dict(getattr(model, "model_args", {}) or {}), "trained_steps": meta.get("step"),
+            "trained_with": meta.get("version")}
+    if kind == "video":
+        prov["frames"] = int(model.frames)
+    return model, prov
+
+
+def load_predictor(kind: str, model: str = "default", weights: "str | Path | None" = None,
+                   device: "str | torch.device" = "cpu", kernel: Optional[torch.Tensor] = None,
+                   kernel_path: Optional[str] = None, method: str = "linear", max_size: int = 31,
+                   deconv: str = "hqs", strength: Optional[float] = None, crf: Optional[str] = None,
+                   amp: bool = False) -> Predictor:
+    """Build the predictor a command asked for.
+
+    Args:
+        kind: "image" (deblur) or "video" (extract-video); a checkpoint of the other kind is refused.
+        model: "default" (the shipped weights of ``kind``) or "classical" (no weights).
+        weights: a checkpoint written by ``blurtools train`` (weights.pt, best.pt or last.pt); overrides
+            the default; contradicts ``model="classical"``.
+        device: a torch device or ``auto|cpu|cuda|cuda:N``.
+        kernel: classical only: a (kh, kw) kernel for non-blind deconvolution (``kernel_path`` names its
+            file for the record). Implies the classical method; contradicts ``weights``.
+        method, max_size, deconv, strength, crf: classical options (see :mod:`blurtools.infer.classical`).
+        amp: bfloat16 autocast for learned models on CUDA.
+
+    Raises:
+        UsageError: contradictory choices. BlurtoolsError: missing default weights, unreadable or
+            wrong-kind checkpoints.
+    """
+    if kind not in DEFAULT_WEIGHTS:
+        raise UsageError(f"load_predictor: kind must be 'image' or 'video', got {kind!r}")
+    if model not in MODELS:
+        raise UsageError(f"--model {model}: choose one of {', '.join(MODELS)} (or give --weights PATH)")
+    if isinstance(device, str):
+        from blurtools.ops.device import resolve_device
+
+        device = resolve_device(device)
+    if kernel is not None:
+        if weights is not None:
+            raise UsageError("--kernel deconvolves with a given kernel (the classical method); it cannot be "
+                             "combined with --weights")
+        model = "classical"
+    if model == "classical":
+        if weights is not None:
+            raise UsageError("--model classical uses no weights; drop --weights (or --model)")
+        from blurtools.infer.classical import DECONVS, METHODS
+
+        if method not in METHODS:
+            raise UsageError(f"--kernel-method {method}: choose one of {', '.join(METHODS)}")
+        if deconv not in DECONVS:
+            raise UsageError(f"--deconv {deconv}: choose one of {', '.join(DECONVS)}")
+        if max_size < 3:
+            raise UsageError(f"--kernel-size {max_size}: must be >= 3")
+        opts = dict(kernel=kernel, method=method, max_size=max_size, deconv=deconv, strength=strength, crf=crf)
+        prov = {"model": "classical", "kernel": kernel_path if kernel is not None else "estimated",
+                "kernel_method": None if kernel is not None else method, "kernel_size": max_size,
+                "deconv": deconv, "strength": strength, "crf": crf}
+        if amp:
+            log.warning("--amp has no effect on the classical method")
+        return Predictor(kind, "classical", device, None, CLASSICAL_FRAMES if kind == "video" else None,
+                         multiple=8, classical=opts, provenance=prov)
+    if weights is not None:
+        path, origin = Path(weights), "weights"
+        if path.is_dir():
+            raise BlurtoolsError(f"{path}: is a folder; give the checkpoint file (e.g. {path}/weights.pt)")
+    else:
+        path, origin = default_weights_path(kind), "default"
+        if not path.is_file():
+            raise BlurtoolsError(f"{path}: the default {COMMANDS[kind]} weights are missing from this installation; "
+                                 "give a checkpoint with --weights PATH (from `blurtools train`) or use "
+                                 "--model classical")
+    net, prov = _load_network(kind, path, device, origin)
+    if amp and device.type != "cuda":
+        log.warning("--amp only applies on CUDA; running in float32 on %s", device)
+    if device.type == "cuda":
+        # every window has the same size, so cuDNN's autotuning pays off after the first one
+        torch.backends.cudnn.benchmark = True
+    prov["amp"] = bool(amp and device.type == "cuda")
+    multiple = int(getattr(net, "size_multiple", _DEFAULT_MULTIPLE) or _DEFAULT_MULTIPLE)
+    return Predictor(kind, prov["arch"] or "model", device, net, getattr(net, "frames", None) if kind == "video" else None,
+                     multiple=multiple, amp=bool(amp), provenance=prov)
