@@ -77,18 +77,19 @@ def _loader_rate(data: Path, batch: int, patch: int, steps: int = 20) -> float:
     return steps * batch / (time.perf_counter() - t)
 
 
-def throughput(device: str, batch: int, amps: list, k: int, workdir: Path) -> None:
+def throughput(device: str, batch: int, amps: list, k: int, workdir: Path, workers: int = 0) -> None:
     data = _throughput_set(workdir / "tp_set")
     dev = D.resolve_device(device)
     print(f"dm published size: {sum(p.numel() for p in DenseDeblurModule().parameters()) / 1e6:.2f}M parameters; "
           f"256x256 crops, batch {batch}, {dev}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else
                                                     f" ({torch.get_num_threads()} threads)"))
-    print(f"loader alone (preloaded, crops + flips): {_loader_rate(data, batch, 256):.1f} samples/s")
+    print(f"loader alone (preloaded, crops + flips): {_loader_rate(data, batch, 256):.1f} samples/s per process; "
+          f"{workers} loader worker(s)")
     for amp in amps:
         out = workdir / f"tp_run_{amp}"
         shutil.rmtree(out, ignore_errors=True)
         cfg = TrainConfig(model="dm", data=str(data), out=str(out), steps=2 * k, batch=batch, patch=256,
-                          log_every=k, save_every=10 ** 9, device=device, amp=amp, preload=True)
+                          log_every=k, save_every=10 ** 9, device=device, amp=amp, preload=True, workers=workers)
         train(cfg, DenseDeblurModule, RECIPE)
         recs = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
         rate = [r for r in recs if r["event"] == "train"][-1]["samples_per_s"]
@@ -149,8 +150,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=("throughput", "real", "all"))
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--batch", type=int, default=None, help="throughput batch (default 2 on CPU, 16 on CUDA)")
+    ap.add_argument("--batch", type=int, default=None, help="throughput batch (default 2 on CPU, 64 on CUDA)")
     ap.add_argument("--window", type=int, default=None, help="steps per timing window (default 2 CPU, 10 CUDA)")
+    ap.add_argument("--workers", type=int, default=None, help="loader workers (default 0 on CPU, 6 on CUDA)")
     ap.add_argument("--amp", default=None, help="comma list for throughput (default none; none,bf16 on CUDA)")
     ap.add_argument("--minutes", type=float, default=4.0)
     ap.add_argument("--width", type=int, default=16, help="dm width for the real run")
@@ -165,7 +167,8 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     if args.what in ("throughput", "all"):
         amps = (args.amp or ("none,bf16" if cuda else "none")).split(",")
-        throughput(args.device, args.batch or (16 if cuda else 2), amps, args.window or (10 if cuda else 2), workdir)
+        throughput(args.device, args.batch or (64 if cuda else 2), amps, args.window or (10 if cuda else 2), workdir,
+                   args.workers if args.workers is not None else (6 if cuda else 0))
     if args.what in ("real", "all"):
         real(args.device, args.minutes, workdir, {"width": args.width, "growth": args.growth}, args.patch,
              args.real_batch, args.blur)

@@ -228,3 +228,15 @@ def test_subprocess_exit_status_and_error_line(tmp_path, ckpts):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'n.jpg'}: cannot read as an image"), lines
     assert not (tmp_path / "o.png").exists()
+
+
+def test_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, ckpts):
+    _img(tmp_path / "photos" / "a.png")
+    for _ in range(2):
+        res = run(tmp_path / "photos", "-o", tmp_path / "photos" / "sharp", "--weights", ckpts / "dm.pt")
+        assert res.returncode == 0, res.stderr
+        assert "wrote 1 image(s)" in res.stdout
+    assert not (tmp_path / "photos" / "sharp" / "sharp").exists()
+    (tmp_path / "afile").write_text("x")
+    res = run(tmp_path / "photos", "-o", tmp_path / "afile", "--weights", ckpts / "dm.pt")
+    assert res.returncode == 2 and "exists and is not a folder" in res.stderr

@@ -184,3 +184,19 @@ def test_bad_input(tmp_path, ckpts, case):
     if case != "folder_named_gif":
         assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if ".part" in p.name] == []
+
+
+def test_contact_sheet_layout():
+    from blurtools.io.contact_sheet import contact_sheet, thumbnail
+
+    blurry = np.full((20, 30, 3), 200, np.uint8)
+    frames = [np.full((20, 30, 3), 10 * i, np.uint8) for i in range(10)]
+    sheet = contact_sheet([(blurry, frames)], columns=4, gap=8)
+    lines = 3                                                        # 11 cells, 4 per line
+    assert sheet.dtype == np.uint8 and sheet.shape[2] == 3
+    assert sheet.shape[1] == 8 + 4 * (30 + 8) + 4 and sheet.shape[0] == 8 + lines * (20 + 16 + 8) + 4
+    assert (sheet == 200).all(axis=2).sum() >= 20 * 30 - 60           # the blurry cell (a label may overlap it)
+    assert (sheet == (255, 140, 0)).all(axis=2).any()                 # its orange frame
+    t = thumbnail(torch.rand(3, 100, 50), 40)
+    assert t.shape == (40, 20, 3) and t.dtype == np.uint8
+    assert thumbnail(np.zeros((10, 10, 3), np.uint8), 40).shape == (10, 10, 3)     # never enlarged

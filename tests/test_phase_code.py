@@ -111,7 +111,7 @@ def test_set_layout_shared_psf_and_meta(tmp_path):
     assert all(smp.extra["psf"] == "psf/stack.npy" for smp in s.samples)
     meta = json.loads((out / "meta.json").read_text())
     opts = meta["options"]
-    assert meta["tool"] == "phase-code" and opts["optics"]["psi0"] == -4.0 and opts["optics"]["mask"] == "ring"
+    assert meta["tool"] == "phase-code" and opts["optics"]["psi0"] == 1.0 and opts["optics"]["mask"] == "ring"
     assert opts["instants"] == 5 and len(opts["psf_sha256"]) == 64
     # the written stack fed back gives the same blurry images
     r = invoke("phase-code", src, "-o", tmp_path / "again", "--frames", "5", "--psf-stack", out / "psf" / "stack.npy", "--quiet")

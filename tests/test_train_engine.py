@@ -60,7 +60,7 @@ def test_overfits_a_small_set(dataset, tmp_path):
     assert conf["tool"] == "blurtools train" and conf["version"] and conf["resolved"]["total_steps"] == 60
 
 
-@pytest.mark.parametrize("name, stop", [("tiny", 5), ("tiny-staged", 4), ("tiny-staged", 7), ("tiny-gan", 5)])
+@pytest.mark.parametrize("name, stop", [("tiny", 5), ("tiny-staged", 4), ("tiny-staged", 5), ("tiny-staged", 7), ("tiny-gan", 5)])
 def test_kill_and_resume_follows_the_same_trajectory(dataset, tmp_path, name, stop):
     arch, recipe = tiny.MODELS[name]
     margs = {"width": 6, "depth": 1, "dropout": 0.2, "norm": True}

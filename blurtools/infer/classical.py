@@ -273,7 +273,7 @@ def _estimate_multiscale(y: torch.Tensor, n: int, init: torch.Tensor, lam: float
         k = _resize_kernel(k, size)
         lam_x = lam
         for _ in range(iterations):
-            x = hqs_deconv(ys, k, lam=lam_x, penalty=penalty)
+            x = hqs_deconv(ys, k, lam=lam_x, penalty=penalty, iterations=6, beta_rate=3.0)
             k = _kernel_update(x, ys, size, gamma=gamma)
             lam_x = max(lam_x / 1.2, 1e-3)
         log.debug("multiscale: level %d px done", size)

@@ -312,7 +312,9 @@ class _Outcome:
 def _fail(outcome: _Outcome, job: Job, exc: BaseException, keep_going: bool) -> None:
     msg = str(exc) if isinstance(exc, BlurtoolsError) else f"{job.src}: {type(exc).__name__}: {exc}"
     if not keep_going:
-        raise exc if isinstance(exc, BlurtoolsError) else BlurtoolsError(msg) from exc
+        if isinstance(exc, BlurtoolsError):
+            raise exc
+        raise BlurtoolsError(msg) from exc
     log.warning("skipped: %s", msg)
     outcome.failed.append((str(job.src), msg))
 

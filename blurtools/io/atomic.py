@@ -31,6 +31,9 @@ def atomic_path(target: "str | Path", suffix: "str | None" = None) -> Iterator[P
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".part{suffix}", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual permissions
     try:
         yield tmp
         os.replace(tmp, target)

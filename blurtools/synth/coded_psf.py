@@ -33,7 +33,7 @@ class PhaseOptions:
 
     Attributes:
         psi0, psi1: defocus at the first and last instant of the sweep (at the reference wavelength).
-        mask: ``ring`` (one 6 pi ring on 0.55..0.8 of the pupil), ``none`` (clear pupil) or explicit rings
+        mask: ``ring`` (one 10 pi ring on 0.2..0.7 of the pupil, see blurtools.ops.phase_psf.MASKS), ``ring6pi``, ``none`` (clear pupil) or explicit rings
             ``((inner, outer, phase_rad), ...)`` at the reference wavelength.
         aperture_radius_mm (1.14), ref_wavelength_nm (455), focus_m (0.9 m): the lens and its focus.
         object_distance_m: an object off the focus adds ``(pi R^2 / lambda)(1/z - 1/z_focus)`` to every
@@ -44,7 +44,7 @@ class PhaseOptions:
         psf_stack: a user stack file instead of the model. normalize: scale each PSF to sum 1.
     """
 
-    psi0: float = -4.0
+    psi0: float = 1.0
     psi1: float = 10.0
     mask: Any = "ring"
     aperture_radius_mm: float = 1.14
@@ -57,7 +57,7 @@ class PhaseOptions:
     psf_size: int = 27
     spectra: Tuple[Spectrum, Spectrum, Spectrum] = field(default_factory=lambda: _default_spectra())
     psf_stack: Optional[str] = None
-    normalize: bool = True
+    normalize: bool = False
 
     def record(self) -> Dict[str, Any]:
         d = asdict(self)
@@ -76,7 +76,9 @@ def parse_mask(text: str) -> Any:
     """``none``, ``ring``, or rings ``inner:outer:phase[,inner:outer:phase...]`` (phase in radians; a
     trailing ``pi`` multiplies by pi, e.g. ``0.55:0.8:6pi``)."""
     t = text.strip().lower()
-    if t in ("none", "ring"):
+    from blurtools.ops.phase_psf import MASKS
+
+    if t in MASKS:
         return t
     rings = []
     for part in t.split(","):
