@@ -102,7 +102,8 @@ def _run(cmd: list) -> None:
         raise SystemExit(f"{' '.join(cmd[:1])} failed:\n{res.stderr}")
 
 
-def real(device: str, minutes: float, workdir: Path, model_args: dict, patch: int, batch: int, blur: float) -> None:
+def real(device: str, minutes: float, workdir: Path, model_args: dict, patch: int, batch: int, blur: float,
+         lr: float = 2e-3) -> None:
     import imageio.v3 as iio
 
     for split, names in (("train", TRAIN_PHOTOS), ("val", VAL_PHOTOS)):
@@ -117,7 +118,7 @@ def real(device: str, minutes: float, workdir: Path, model_args: dict, patch: in
           "--seed", "2", *common])
     print(f"blur-synth: {len(TRAIN_PHOTOS) * 6} training and {len(VAL_PHOTOS) * 2} validation samples from "
           f"scikit-image photos, trajectories up to {blur:g} px, in {time.perf_counter() - t:.0f} s")
-    base = dict(model="dm", data=str(workdir / "set_train"), batch=batch, patch=patch, lr=1e-3, device=device,
+    base = dict(model="dm", data=str(workdir / "set_train"), batch=batch, patch=patch, lr=lr, device=device,
                 model_args=model_args, preload=True, log_every=10 ** 9, save_every=10 ** 9)
     probe = workdir / "probe"
     shutil.rmtree(probe, ignore_errors=True)
@@ -159,7 +160,8 @@ def main() -> None:
     ap.add_argument("--growth", type=int, default=16)
     ap.add_argument("--patch", type=int, default=96)
     ap.add_argument("--real-batch", type=int, default=8)
-    ap.add_argument("--blur", type=float, default=25.0, help="maximum trajectory length in pixels")
+    ap.add_argument("--blur", type=float, default=15.0, help="maximum trajectory length in pixels")
+    ap.add_argument("--lr", type=float, default=2e-3, help="learning rate of the real run (cosine schedule)")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
     cuda = D.resolve_device(args.device).type == "cuda"
@@ -171,7 +173,7 @@ def main() -> None:
                    args.workers if args.workers is not None else (6 if cuda else 0))
     if args.what in ("real", "all"):
         real(args.device, args.minutes, workdir, {"width": args.width, "growth": args.growth}, args.patch,
-             args.real_batch, args.blur)
+             args.real_batch, args.blur, args.lr)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ def _display(quiet: bool) -> Iterator[Optional[Callable[[Dict[str, Any]], None]]
         yield plain
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
@@ -104,15 +105,15 @@ def _display(quiet: bool) -> Iterator[Optional[Callable[[Dict[str, Any]], None]]
             event = rec["event"]
             if event == "start":
                 bar.update(task, total=rec["total"], completed=rec["step"])
-                console.print(_start_line(rec))
+                console.print(escape(_start_line(rec)))
             elif event == "stage":
-                bar.update(task, description=f"train [{rec['stage']}]")
+                bar.update(task, description=escape(f"train [{rec['stage']}]"))
             elif event == "step":
                 bar.update(task, completed=rec["step"])
             elif event == "train":
                 bar.update(task, loss=f"loss {rec['loss']:.4g}", rate=f"{rec['samples_per_s']:.1f} samples/s")
             elif event == "val":
-                console.print(_val_line(rec))
+                console.print(escape(_val_line(rec)))
         try:
             yield rich
         finally:
