@@ -80,14 +80,13 @@ def main() -> None:
         if not d.exists():
             bt("blur-synth", str(args.data / "photos" / "heldout"), "--stills", "--per-still", str(args.per_still),
                "--trajectory-length", str(length), "-n", "7", "--seed", "21", "-o", str(d), "--quiet")
-        sets[f"photos, shake <= {length} px"] = d
+        sets[f"photos-shake{length}px"] = d
     d = work / "carphone"
     if not d.exists():
         bt("blur-synth", str(args.data / "clips" / "heldout" / "carphone"), "-n", "7", "--stride", "7", "--seed", "4",
            "-o", str(d), "--quiet")
-    sets["carphone clip, 7 frames"] = d
-    rows = [evaluate(name.split(",")[0].replace(" ", "_") + name.split("<=")[-1].strip().replace(" ", ""), d, work, args.device)
-            for name, d in sets.items()]
+    sets["carphone-clip"] = d
+    rows = [evaluate(name, d, work, args.device) for name, d in sets.items()]
     print(f"held-out sets in {work}")
     print(f"{'set':<22} {'blurry':>8} {'deblur':>8} {'classic':>8} | {'repeat':>8} {'video':>8} {'classic':>8}  (PSNR dB)")
     for r in rows:

@@ -56,7 +56,8 @@ def fft_size(n: int) -> int:
         m += 1
 
 
-def _check_image(x: torch.Tensor, name: str = "blurry") -> None:
+def _check_image(x: torch.Tensor, name: str = "blurry") -> torch.Tensor:
+    """Validate a (B, C, H, W) float image; return it in a dtype the FFT handles (half -> float32)."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise UsageError(f"{name}: expected a (B, C, H, W) tensor, got {shape}")
@@ -64,6 +65,7 @@ def _check_image(x: torch.Tensor, name: str = "blurry") -> None:
         raise UsageError(f"{name}: image too small ({x.shape[-2]}x{x.shape[-1]})")
     if not x.is_floating_point():
         raise UsageError(f"{name}: expected a float tensor in [0, 1], got {x.dtype}")
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def prepare_kernel(kernel: torch.Tensor, batch: int, like: torch.Tensor) -> torch.Tensor:
@@ -163,7 +165,8 @@ def wiener_deconv(blurry: torch.Tensor, kernel: torch.Tensor, nsr: float = 5e-3,
 
         >>> x = wiener_deconv(torch.rand(2, 3, 64, 64), torch.ones(1, 9) / 9, nsr=1e-3)
     """
-    _check_image(blurry)
+    dtype = blurry.dtype if isinstance(blurry, torch.Tensor) else None
+    blurry = _check_image(blurry)
     if prior not in ("flat", "gradient"):
         raise UsageError(f"prior: expected 'flat' or 'gradient', got {prior!r}")
     B, C, H, W = blurry.shape
@@ -190,7 +193,7 @@ def wiener_deconv(blurry: torch.Tensor, kernel: torch.Tensor, nsr: float = 5e-3,
         pred = torch.fft.irfft2(Z * G * K, s=(Hf, Wf))
         Z = torch.fft.rfft2(mask * z + (1 - mask) * pred)
     x = torch.fft.irfft2(Z * G, s=(Hf, Wf))[..., top:top + H, left:left + W]
-    return x.clamp(0, 1)
+    return x.clamp(0, 1).to(dtype)
 
 
 # ---------------------------------------------------------------------------------------- Richardson-Lucy
@@ -225,7 +228,8 @@ def richardson_lucy(blurry: torch.Tensor, kernel: torch.Tensor, iterations: int 
 
         >>> x = richardson_lucy(torch.rand(1, 3, 64, 64), torch.ones(1, 9) / 9, iterations=20, tv=2e-3)
     """
-    _check_image(blurry)
+    dtype = blurry.dtype if isinstance(blurry, torch.Tensor) else None
+    blurry = _check_image(blurry)
     if iterations < 0 or tv < 0:
         raise UsageError("richardson_lucy: iterations and tv must be >= 0")
     B, C, H, W = blurry.shape
@@ -253,7 +257,7 @@ def richardson_lucy(blurry: torch.Tensor, kernel: torch.Tensor, iterations: int 
             # keep the denominator positive: the TV step must never flip the sign of the estimate
             factor = factor / (1 - tv * _tv_divergence(x)).clamp(min=0.1)
         x = (x * factor).clamp(min=eps, max=4.0)
-    return x[..., top:top + H, left:left + W].clamp(0, 1)
+    return x[..., top:top + H, left:left + W].clamp(0, 1).to(dtype)
 
 
 # --------------------------------------------------------------------------------- half-quadratic splitting
@@ -284,7 +288,8 @@ def hqs_deconv(blurry: torch.Tensor, kernel: torch.Tensor, lam: float = 2e-3, pe
 
         >>> x = hqs_deconv(torch.rand(1, 1, 64, 64), torch.ones(1, 9) / 9, lam=1e-3)
     """
-    _check_image(blurry)
+    dtype = blurry.dtype if isinstance(blurry, torch.Tensor) else None
+    blurry = _check_image(blurry)
     if penalty not in ("l1", "l0"):
         raise UsageError(f"penalty: expected 'l1' or 'l0', got {penalty!r}")
     B, C, H, W = blurry.shape
@@ -317,4 +322,4 @@ def hqs_deconv(blurry: torch.Tensor, kernel: torch.Tensor, lam: float = 2e-3, pe
         X = num / (KtK + beta * DtD + 1e-8)
         beta *= beta_rate
     x = torch.fft.irfft2(X, s=(Hf, Wf))
-    return x[..., top:top + H, left:left + W].clamp(0, 1)
+    return x[..., top:top + H, left:left + W].clamp(0, 1).to(dtype)
