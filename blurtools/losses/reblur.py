@@ -30,19 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from blurtools.errors import BlurtoolsError
-
-
-def _next_fast(n: int) -> int:
-    """Smallest 5-smooth integer >= n (FFT sizes cuFFT and pocketfft handle fastest)."""
-    m = n
-    while True:
-        r = m
-        for f in (2, 3, 5):
-            while r % f == 0:
-                r //= f
-        if r == 1:
-            return m
-        m += 1
+from blurtools.ops.filters import next_fast_len
 
 
 def _check(x: torch.Tensor, kernels: torch.Tensor, mixing: torch.Tensor, name: str) -> None:
@@ -86,7 +74,7 @@ class KernelBasisOperator:
         self.p = self.ks // 2
         h, w = mixing.shape[-2:]
         self.hw = (h, w)
-        self.fft_size = (_next_fast(h + 2 * self.p), _next_fast(w + 2 * self.p))
+        self.fft_size = (next_fast_len(h + 2 * self.p), next_fast_len(w + 2 * self.p))
         self._k = torch.fft.rfft2(kernels, s=self.fft_size)                       # (B, K, Hf, Wf)
         self._kt = torch.fft.rfft2(torch.flip(kernels, dims=(-2, -1)), s=self.fft_size)
 

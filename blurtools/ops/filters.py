@@ -82,7 +82,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float, truncate: float = 3.5, padding:
     return separable_conv2d(x, k, k, padding=padding)
 
 
-def _next_fast(n: int) -> int:
+def next_fast_len(n: int) -> int:
     """Smallest integer >= n whose prime factors are 2, 3 and 5 (fast FFT sizes)."""
     m = n
     while True:
@@ -143,7 +143,7 @@ def fft_conv2d(x: torch.Tensor, psf: torch.Tensor, mode: str = "same", pad: str 
     hp, wp = xw.shape[-2:]
     if hp < kh or wp < kw:
         raise BlurtoolsError(f"fft_conv2d: image {h}x{w} smaller than the PSF {kh}x{kw} for mode {mode}")
-    fh, fw = _next_fast(hp), _next_fast(wp)
+    fh, fw = next_fast_len(hp), next_fast_len(wp)
     # Circular convolution at size >= the padded image: outputs from index k-1 on are free of wrap-around.
     spec = torch.fft.rfft2(xw, s=(fh, fw)) * torch.fft.rfft2(k, s=(fh, fw))
     y = torch.fft.irfft2(spec, s=(fh, fw))[..., kh - 1:hp, kw - 1:wp]

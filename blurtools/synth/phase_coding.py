@@ -20,23 +20,10 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from blurtools.errors import BlurtoolsError
-from blurtools.ops.filters import fft_conv2d
+from blurtools.ops.filters import fft_conv2d, next_fast_len
 from blurtools.synth.exposure import Exposure
 
 log = logging.getLogger(__name__)
-
-
-def _next_fast(n: int) -> int:
-    """Smallest integer >= n with prime factors 2, 3, 5 only (fast FFT sizes), as ops.filters uses."""
-    m = n
-    while True:
-        r = m
-        for p in (2, 3, 5):
-            while r % p == 0:
-                r //= p
-        if r == 1:
-            return m
-        m += 1
 
 
 def _check(x: torch.Tensor, psf: torch.Tensor) -> None:
@@ -91,7 +78,7 @@ class CodedExposure:
     def _geometry(self, h: int, w: int) -> Tuple[Tuple[int, int, int, int], int, int]:
         kh, kw = self.stack.shape[-2:]
         pads = (kw - 1 - (kw - 1) // 2, (kw - 1) // 2, kh - 1 - (kh - 1) // 2, (kh - 1) // 2)
-        return pads, _next_fast(h + kh - 1), _next_fast(w + kw - 1)
+        return pads, next_fast_len(h + kh - 1), next_fast_len(w + kw - 1)
 
     def _spectrum(self, h: int, w: int) -> torch.Tensor:
         if (h, w) not in self._spectra:

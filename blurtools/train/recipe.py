@@ -19,8 +19,9 @@ Objective contract::
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import torch
 from torch import nn
@@ -100,3 +101,19 @@ class Recipe:
     needs_vgg: Tuple[str, ...] = ()
     vgg_layers: Tuple[str, ...] = ("relu2_2", "relu3_3")
     frames: Optional[int] = None
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Within the block, ``module``'s parameters take no gradient (restored afterwards).
+
+    A generator step needs gradients *through* the critic, not *into* it.
+    """
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, f in zip(module.parameters(), flags):
+            p.requires_grad_(f)

@@ -13,7 +13,6 @@ another L1 weight). ``gp`` and ``label_noise`` live in the weights so they can b
 
 from __future__ import annotations
 
-import contextlib
 from typing import Dict
 
 import torch
@@ -23,7 +22,7 @@ from blurtools.errors import BlurtoolsError
 from blurtools.losses.adversarial import wgan_generator_loss, wgan_gp_critic_loss
 from blurtools.losses.pixel import l1
 from blurtools.models.deblurgan import DeblurGANCritic
-from blurtools.train.recipe import ObjectiveContext, Recipe, Stage
+from blurtools.train.recipe import ObjectiveContext, Recipe, Stage, frozen
 from blurtools.train.recipes.dm import middle_target, perceptual_term
 
 
@@ -32,17 +31,6 @@ def make_critic(model_args: dict) -> nn.Module:
     return DeblurGANCritic(width=int(model_args.get("width", 64)))
 
 
-@contextlib.contextmanager
-def _frozen(module: nn.Module):
-    # The generator step needs gradients through the critic, not into it.
-    flags = [p.requires_grad for p in module.parameters()]
-    for p in module.parameters():
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, f in zip(module.parameters(), flags):
-            p.requires_grad_(f)
 
 
 def _critic(ctx: ObjectiveContext, name: str) -> nn.Module:
@@ -59,7 +47,7 @@ def generator_objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.
     loss = pred.new_zeros(())
     if w.get("adv", 0.0) > 0:
         critic = _critic(ctx, "deblurgan")
-        with _frozen(critic):
+        with frozen(critic):
             out["adv"] = wgan_generator_loss(critic, pred)
         loss = loss + w["adv"] * out["adv"]
     if w.get("perceptual", 0.0) > 0:

@@ -21,7 +21,6 @@ Weights ``content``, ``adversarial``, ``contiguous`` can be set with ``--loss-we
 
 from __future__ import annotations
 
-import contextlib
 from typing import Dict
 
 import torch
@@ -33,7 +32,7 @@ from blurtools.losses.contextual import contiguous_blurry_loss
 from blurtools.losses.order_invariant import best_order
 from blurtools.losses.pixel import mse
 from blurtools.models.niu import NiuDiscriminator
-from blurtools.train.recipe import ObjectiveContext, Recipe, Stage
+from blurtools.train.recipe import ObjectiveContext, Recipe, Stage, frozen
 from blurtools.train.recipes.jin import sequence_target
 
 
@@ -42,17 +41,6 @@ def make_critic(model_args: dict) -> nn.Module:
     return NiuDiscriminator(width=int(model_args.get("width", 64)))
 
 
-@contextlib.contextmanager
-def _frozen(module: nn.Module):
-    # The generator step needs gradients through the discriminator, not into it.
-    flags = [p.requires_grad for p in module.parameters()]
-    for p in module.parameters():
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, f in zip(module.parameters(), flags):
-            p.requires_grad_(f)
 
 
 def generator_objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.Tensor]:
@@ -65,7 +53,7 @@ def generator_objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.
     if w.get("adversarial", 0.0) > 0:
         if ctx.critic is None:
             raise BlurtoolsError("niu: the adversarial weight is > 0 but there is no discriminator in the context")
-        with _frozen(ctx.critic):
+        with frozen(ctx.critic):
             out["adversarial"] = bce_generator_loss(ctx.critic, pred.flatten(0, 1))
         loss = loss + w["adversarial"] * out["adversarial"]
     if w.get("contiguous", 0.0) > 0:
