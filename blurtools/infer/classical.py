@@ -48,7 +48,7 @@ _LINEAR_SIDE = 1024   # the cepstrum averages tiles of a central crop at most th
 _MULTI_SIDE = 512     # the multiscale refinement runs on a central crop at most this big...
 _MULTI_KERNEL = 35    # ...downscaled first if the kernel would exceed this many pixels
 _MULTI_MARGIN = 8      # the general kernel may reach this much beyond the straight one
-_AUTO_CONFIDENCE = 15.0   # straight synthetic blurs score 20..100, camera-shake paths 5..16
+_AUTO_CONFIDENCE = 25.0   # straight synthetic blurs score 23..100, camera-shake paths mostly 5..18
 
 
 # --------------------------------------------------------------------------------------------- kernels
