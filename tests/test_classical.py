@@ -68,7 +68,7 @@ def test_blind_deblur_beats_the_blurry_input():
     y, gt = _blurred(linear_motion_kernel(9, 30))
     k = estimate_kernel(y, method="linear")
     assert k.dim() == 2 and k.shape[0] % 2 == 1 and abs(float(k.sum()) - 1) < 1e-5 and float(k.min()) >= 0
-    blind = classical_deblur(y)                                     # auto, hqs
+    blind = classical_deblur(y)                                     # linear kernel, hqs
     assert blind.shape == y.shape and float(blind.min()) >= 0 and float(blind.max()) <= 1
     assert _psnr(blind, gt) > _psnr(y, gt) + 3.0
     for deconv in ("wiener", "rl"):

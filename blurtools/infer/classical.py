@@ -8,8 +8,9 @@ No weights, no training: ``deblur --model classical`` and ``extract-video --mode
   averaged over tiles (Welch) for robustness. ``"multiscale"`` starts there and refines a general kernel
   coarse-to-fine, alternating a sparse-gradient (TV) latent image and a least-squares kernel update on the
   latent's salient gradients, with scattered taps pruned (the scheme of Cho & Lee 2009 and Pan et al. 2014;
-  an L0 or shock-filtered latent drifted further from the true kernel in our tests). ``"auto"`` (default)
-  keeps the linear kernel when its cepstral dip is strong (a straight blur) and refines it otherwise.
+  an L0 or shock-filtered latent drifted further from the true kernel in our tests). ``"auto"``
+  keeps the linear kernel when its cepstral dip is strong (a straight blur) and refines it otherwise;
+  ``"linear"`` is the default (the most robust).
 * :func:`classical_deblur` deconvolves every channel at full resolution (sparse-gradient HQS by default,
   Wiener or Richardson-Lucy on request) with the estimated or a user-given kernel.
 * :func:`classical_video` moves the deblurred frame to N positions along the kernel's path, so the frames'
@@ -263,9 +264,22 @@ def _kernel_update(x: torch.Tensor, y: torch.Tensor, n: int, gamma: float = 1e-2
     return _recentre(k / k.sum()).to(y.dtype)
 
 
+def noise_sigma(y: torch.Tensor) -> float:
+    """Noise standard deviation of a (1, 1, H, W) image from its finest diagonal Haar band (MAD / 0.6745).
+
+    Blur empties that band of image detail, so on a blurry image it measures the noise (Donoho 1995).
+    """
+    y = y[..., :y.shape[-2] // 2 * 2, :y.shape[-1] // 2 * 2]
+    hh = (y[..., 0::2, 0::2] - y[..., 1::2, 0::2] - y[..., 0::2, 1::2] + y[..., 1::2, 1::2]) / 2
+    return float(hh.abs().median() / 0.6745)
+
+
 def _estimate_multiscale(y: torch.Tensor, n: int, init: torch.Tensor, lam: float = 3e-3,
                          iterations: int = 5, gamma: float = 0.1) -> torch.Tensor:
     """Coarse-to-fine kernel refinement on (1, 1, H, W) luminance; returns an (n, n) kernel."""
+    # noisier images need a smoother latent, or the kernel solve fits the noise (0.004: an 8-bit photo)
+    lam = lam * max(1.0, noise_sigma(y) / 0.004)
+    floor = lam / 3
     levels = []
     size = n
     while size > 7:
@@ -282,7 +296,7 @@ def _estimate_multiscale(y: torch.Tensor, n: int, init: torch.Tensor, lam: float
         for _ in range(iterations):
             x = hqs_deconv(ys, k, lam=lam_x, iterations=6, beta_rate=3.0)
             k = _kernel_update(x, ys, size, gamma=gamma)
-            lam_x = max(lam_x / 1.2, 1e-3)
+            lam_x = max(lam_x / 1.2, floor)
         log.debug("multiscale: level %d px done", size)
     return k
 
@@ -297,7 +311,7 @@ def _check_batch(x: torch.Tensor, name: str = "blurry") -> None:
         raise BlurtoolsError(f"{name}: image {x.shape[-2]}x{x.shape[-1]} is too small to deblur (16x16 at least)")
 
 
-def estimate_kernel(blurry: torch.Tensor, max_size: int = 63, method: str = "auto") -> torch.Tensor:
+def estimate_kernel(blurry: torch.Tensor, max_size: int = 63, method: str = "linear") -> torch.Tensor:
     """Blind estimate of the blur kernel of one image.
 
     Args:
@@ -305,7 +319,8 @@ def estimate_kernel(blurry: torch.Tensor, max_size: int = 63, method: str = "aut
         max_size: the largest kernel side in full-resolution pixels (made odd; longer blurs are missed).
         method: ``"linear"`` (straight motion, from the cepstrum), ``"multiscale"`` (a general kernel,
             refined coarse-to-fine from the linear one) or ``"auto"`` (linear when the cepstrum shows a
-            clear straight blur, multiscale otherwise).
+            clear straight blur, multiscale otherwise). Linear is the default because it never made an
+            image worse in our synthetic tests; multiscale wins on average on camera shake but can fail.
 
     Returns:
         (ks, ks) kernel on blurry's device, ks odd <= max_size, non-negative, sum 1, centred.
@@ -362,7 +377,7 @@ def _crop_support(k: torch.Tensor) -> torch.Tensor:
     return k[c - r:c + r + 1, c - r:c + r + 1] / k[c - r:c + r + 1, c - r:c + r + 1].sum()
 
 
-def classical_deblur(blurry: torch.Tensor, kernel: Optional[torch.Tensor] = None, method: str = "auto",
+def classical_deblur(blurry: torch.Tensor, kernel: Optional[torch.Tensor] = None, method: str = "linear",
                      max_size: int = 63, deconv: str = "hqs", strength: Optional[float] = None,
                      crf: Optional[str] = None) -> torch.Tensor:
     """Deblur a batch without learned weights: blind (per image) when ``kernel`` is None, else non-blind.
@@ -456,7 +471,7 @@ def kernel_path(kernel: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 def classical_video(blurry: torch.Tensor, frames: int = 7, kernel: Optional[torch.Tensor] = None,
-                    method: str = "auto", max_size: int = 63, deconv: str = "hqs",
+                    method: str = "linear", max_size: int = 63, deconv: str = "hqs",
                     strength: Optional[float] = None, crf: Optional[str] = None) -> torch.Tensor:
     """The short video a blurry image hides, classically: the deblurred frame moved along the blur path.
 
