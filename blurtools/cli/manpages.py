@@ -49,7 +49,7 @@ def render(name: str, cmd: click.Command, module: object = None) -> str:
         ".SH NAME",
         f"{_esc(name)} \\- {_esc(summary)}",
         ".SH SYNOPSIS",
-        f"\\fB{_esc(name)}\\fR {_esc(' '.join(x.strip('{}').upper() for x in pieces))}",
+        f"\\fB{_esc(name)}\\fR {_esc(' '.join(x.replace('{', '').replace('}', '').upper() for x in pieces))}",
         ".SH DESCRIPTION",
         _esc(doc),
         ".SH OPTIONS",

@@ -70,12 +70,14 @@ def _print_table(rows: List[Dict[str, Any]], summary: Dict[str, Any], title: str
     from rich.table import Table
 
     keys = [k for k in rows[0] if k not in _TABLE_SKIP]
-    table = Table(title=title, show_footer=True)
+    table = Table(show_footer=True)
     for k in keys:
         table.add_column(k, footer=_footer(k, summary), justify="left" if k in ("name", "order", "status") else "right")
     for r in rows:
         table.add_row(*[_fmt(r.get(k), k) for k in keys])
-    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160).print(table)
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+    console.print(title, highlight=False, soft_wrap=True)
+    console.print(table)
 
 
 def _csv_value(v: Any) -> Any:
