@@ -18,8 +18,6 @@ from __future__ import annotations
 import glob
 import json
 import logging
-import struct
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -152,24 +150,11 @@ def shard_jobs(jobs: Sequence[Any], shard: Optional[Tuple[int, int]]) -> List[An
 
 # ------------------------------------------------------------------------------------------ outputs
 
-def _text_chunk(key: str, value: str) -> bytes:
-    data = key.encode("latin-1") + b"\0" + value.encode("latin-1", "replace")
-    return struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data) & 0xFFFFFFFF)
-
-
 def encode_png(array: np.ndarray, text: Optional[Dict[str, str]] = None) -> bytes:
     """PNG bytes of a uint8 or uint16 (H, W) / (H, W, 3) array, with tEXt chunks ``text`` after IHDR."""
-    if array.dtype == np.uint16:
-        from blurtools.io.png16 import encode_png16
+    from blurtools.io.png16 import encode_png as _encode
 
-        data = encode_png16(array)
-    else:
-        import imageio.v3 as iio
-
-        data = iio.imwrite("<bytes>", array, extension=".png")
-    ihdr_end = 8 + 8 + 13 + 4
-    chunks = b"".join(_text_chunk(k, v) for k, v in (text or {}).items())
-    return data[:ihdr_end] + chunks + data[ihdr_end:]
+    return _encode(array, compress_level=6, text=text)
 
 
 def provenance_text(tool: str, record: Dict[str, Any]) -> Dict[str, str]:
@@ -280,6 +265,20 @@ def deblur_image(predictor: Predictor, image: torch.Tensor, opts: Optional[Infer
     return y[0] if single else y
 
 
+def pending_jobs(jobs: Sequence[Any], skip_existing: bool, outcome: Any,
+                 on_done: Optional[Callable[[Any], None]] = None) -> List[Any]:
+    """The jobs still to do; with ``skip_existing`` those whose output exists are counted as skipped."""
+    todo = []
+    for job in jobs:
+        if skip_existing and job.dst.exists():
+            outcome.skipped += 1
+            if on_done:
+                on_done(job)
+        else:
+            todo.append(job)
+    return todo
+
+
 def read_ahead(jobs: Sequence[Job], read: Callable[[Path], Any], depth: int = 2) -> Iterator[Tuple[Job, Any, Optional[BaseException]]]:
     """Yield ``(job, read(job.src), error)`` in order while a thread reads up to ``depth`` jobs ahead."""
     from concurrent.futures import ThreadPoolExecutor
@@ -332,14 +331,7 @@ def deblur_files(predictor: Predictor, jobs: Sequence[Job], opts: InferOptions, 
     from concurrent.futures import ThreadPoolExecutor
 
     outcome = _Outcome()
-    todo = []
-    for job in jobs:
-        if opts.skip_existing and job.dst.exists():
-            outcome.skipped += 1
-            if on_done:
-                on_done(job)
-        else:
-            todo.append(job)
+    todo = pending_jobs(jobs, opts.skip_existing, outcome, on_done)
     pending: List[Any] = []
 
     def flush(group: List[Tuple[Job, torch.Tensor, int]]) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from blurtools.errors import UsageError
-from blurtools.infer.deblur import (InferOptions, _fail, _Outcome, encode_png, expand_inputs, provenance_text,
+from blurtools.infer.deblur import (InferOptions, _fail, _Outcome, encode_png, expand_inputs, pending_jobs, provenance_text,
                                     read_ahead, read_input, run_predictor, write_output_image)
 from blurtools.infer.loading import Predictor
 from blurtools.io.atomic import atomic_path, atomic_write_bytes
@@ -253,14 +253,7 @@ def extract_files(predictor: Predictor, jobs: Sequence[VideoJob], opts: ExtractO
     from blurtools.io.contact_sheet import thumbnail
 
     outcome, thumbs = _Outcome(), []
-    todo = []
-    for job in jobs:
-        if opts.skip_existing and job.dst.exists():
-            outcome.skipped += 1
-            if on_done:
-                on_done(job)
-        else:
-            todo.append(job)
+    todo = pending_jobs(jobs, opts.skip_existing, outcome, on_done)
     for job, result, error in read_ahead(todo, read_input):
         try:
             if error is not None:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Union
 
 from blurtools.errors import BlurtoolsError
-from blurtools.io.images import IMAGE_EXTENSIONS, is_image_path
+from blurtools.io.images import IMAGE_EXTENSIONS
 from blurtools.io.sampleset import SampleSet, is_sample_set
 from blurtools.io.video import is_video_path, list_frame_files, natural_key
 

@@ -1,4 +1,4 @@
-"""16-bit PNG encoding and decoding.
+"""PNG encoding (8 and 16 bit) and 16-bit PNG decoding.
 
 Pillow (and so imageio) reads 16-bit RGB PNGs as 8-bit and cannot write them, so blurtools carries a small
 codec for bit depth 16: colour types gray, gray+alpha, RGB and RGBA, non-interlaced, every filter type.
@@ -23,11 +23,15 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def encode_png16(array: np.ndarray, compress_level: int = 6) -> bytes:
-    """Encode a uint16 (H, W) or (H, W, 1|2|3|4) array as a 16-bit PNG (filter Up on every row)."""
+def encode_png(array: np.ndarray, compress_level: int = 6, text: "dict[str, str] | None" = None) -> bytes:
+    """Encode a uint8 or uint16 (H, W) or (H, W, 1|2|3|4) array as a PNG of that depth.
+
+    One filter (Up) on every row and a chosen zlib level: at level 1 about 9x faster than Pillow's
+    default for files ~10% larger. ``text`` adds tEXt chunks (provenance) after the header.
+    """
     a = np.asarray(array)
-    if a.dtype != np.uint16:
-        raise BlurtoolsError(f"encode_png16: expected uint16, got {a.dtype}")
+    if a.dtype not in (np.uint8, np.uint16):
+        raise BlurtoolsError(f"encode_png: expected uint8 or uint16, got {a.dtype}")
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim == 2:
@@ -36,15 +40,34 @@ def encode_png16(array: np.ndarray, compress_level: int = 6) -> bytes:
         ch = a.shape[2]
         color = {2: 4, 3: 2, 4: 6}[ch]
     else:
-        raise BlurtoolsError(f"encode_png16: unsupported shape {a.shape}")
+        raise BlurtoolsError(f"encode_png: unsupported shape {a.shape}")
     h, w = a.shape[:2]
-    rows = np.ascontiguousarray(a, dtype=">u2").view(np.uint8).reshape(h, w * ch * 2)
-    up = rows.copy()
-    up[1:] = rows[1:] - rows[:-1]  # uint8 arithmetic wraps mod 256, as the Up filter wants
-    raw = np.concatenate([np.full((h, 1), 2, np.uint8), up], axis=1)
-    raw[0, 0] = 2  # Up on the first row sees a zero prior row: the raw bytes themselves
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, color, 0, 0, 0)
-    return SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw.tobytes(), compress_level)) + _chunk(b"IEND", b"")
+    depth = 16 if a.dtype == np.uint16 else 8
+    dtype = ">u2" if depth == 16 else np.uint8
+    rows = np.ascontiguousarray(a, dtype=dtype).view(np.uint8).reshape(h, w * ch * depth // 8)
+    raw = np.empty((h, rows.shape[1] + 1), np.uint8)
+    raw[:, 0] = 2  # Up filter; on the first row it sees a zero prior row: the raw bytes themselves
+    raw[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # uint8 arithmetic wraps mod 256, as Up wants
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, color, 0, 0, 0)
+    texts = b"".join(_chunk(b"tEXt", k.encode("latin-1") + b"\0" + v.encode("latin-1", "replace"))
+                     for k, v in (text or {}).items())
+    return (SIGNATURE + _chunk(b"IHDR", ihdr) + texts + _chunk(b"IDAT", zlib.compress(raw.tobytes(), compress_level))
+            + _chunk(b"IEND", b""))
+
+
+def encode_png16(array: np.ndarray, compress_level: int = 6) -> bytes:
+    """Encode a uint16 array as a 16-bit PNG (see :func:`encode_png`)."""
+    if np.asarray(array).dtype != np.uint16:
+        raise BlurtoolsError(f"encode_png16: expected uint16, got {np.asarray(array).dtype}")
+    return encode_png(array, compress_level)
+
+
+def encode_png8(array: np.ndarray, compress_level: int = 1) -> bytes:
+    """Encode a uint8 array as an 8-bit PNG (see :func:`encode_png`)."""
+    if np.asarray(array).dtype != np.uint8:
+        raise BlurtoolsError(f"encode_png8: expected uint8, got {np.asarray(array).dtype}")
+    return encode_png(array, compress_level)
 
 
 def png_header(data: bytes) -> "tuple[int, int, int, int, int]":

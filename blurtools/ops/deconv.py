@@ -12,8 +12,9 @@ inverted best in display values. The caller decides; nothing here converts.
 
 Borders: the circular model of an FFT wraps the right edge onto the left, which rings. Two fixes are used:
 
-* :func:`wiener_deconv` pads the image by mirroring and then tapers the padding toward a circularly blurred
-  copy of itself (MATLAB's ``edgetaper``), so the wrapped seam is consistent with the blur model.
+* :func:`wiener_deconv` pads the image by mirroring, tapers the padding toward a circularly blurred copy of
+  itself (MATLAB's ``edgetaper``) so the wrapped seam is consistent with the blur model, then refills the
+  padding a few times with the re-blurred estimate.
 * :func:`richardson_lucy` and :func:`hqs_deconv` solve on an enlarged domain where only the observed pixels
   enter the data term (Bertero & Boccacci 2005 for RL; Almeida & Figueiredo 2013 for splitting), so the
   pixels beyond the frame are unknowns, not assumptions.

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import threading
-import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
@@ -26,31 +24,8 @@ import numpy as np
 
 from blurtools.errors import BlurtoolsError
 from blurtools.io.atomic import atomic_write_bytes
-from blurtools.io.png16 import SIGNATURE, encode_png16
+from blurtools.io.png16 import encode_png8, encode_png16
 from blurtools.io.sampleset import SampleSetWriter, is_sample_set
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def encode_png8(array: np.ndarray, compress_level: int = 1) -> bytes:
-    """Encode uint8 (H, W) or (H, W, 3) as an 8-bit PNG with the Up filter on every row."""
-    a = np.asarray(array)
-    if a.dtype != np.uint8:
-        raise BlurtoolsError(f"encode_png8: expected uint8, got {a.dtype}")
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.ndim != 3 or a.shape[2] not in (1, 3):
-        raise BlurtoolsError(f"encode_png8: unsupported shape {a.shape}")
-    h, w, ch = a.shape
-    rows = np.ascontiguousarray(a).reshape(h, w * ch)
-    raw = np.empty((h, w * ch + 1), np.uint8)
-    raw[:, 0] = 2
-    raw[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # uint8 wraps mod 256, as the Up filter wants
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2 if ch == 3 else 0, 0, 0, 0)
-    return SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw.tobytes(), compress_level)) + _chunk(b"IEND", b"")
 
 
 def to_bits(array: np.ndarray, bits: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import numpy as np
 import torch
