@@ -189,3 +189,17 @@ def test_config_layers_and_resume_rules(tmp_path):
     assert again.steps == 20 and again.stop_at is None  # stop_at belongs to one invocation only
     with pytest.raises(UsageError, match="patch is 128 in this run, not 64"):
         resume_merge(stored, {"patch": 64})
+
+
+def test_critic_is_not_trained_when_its_weight_is_zero(dataset, tmp_path):
+    import dataclasses
+
+    recipe = dataclasses.replace(tiny.ADVERSARIAL, critic_weight="adv")
+    cfg = _cfg(dataset, tmp_path / "g0", model="tiny-gan", steps=4, loss_weights={"adv": 0.0})
+    train(cfg, tiny.TinyNet, recipe)
+    # no critic update was made (none logged), and the run still trains and saves the critic's state
+    assert _records(tmp_path / "g0") and not any("critic_loss" in r for r in _records(tmp_path / "g0"))
+    assert "critic_state_dict" in torch.load(tmp_path / "g0" / "last.pt", weights_only=True)
+    cfg = _cfg(dataset, tmp_path / "g1", model="tiny-gan", steps=4)
+    train(cfg, tiny.TinyNet, recipe)
+    assert any("critic_loss" in r for r in _records(tmp_path / "g1"))

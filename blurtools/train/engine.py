@@ -143,6 +143,8 @@ class _Trainer:
         self.ctx = ObjectiveContext(weights=dict(self.weights), perceptual=self.perceptual, critic=self.critic,
                                     generator=self.ctx_gen)
         self.critic_opt = None
+        # A critic whose only effect on the generator is weighted 0 need not train (saves most of a GAN step).
+        self._critic_idle = recipe.critic_weight is not None and self.weights.get(recipe.critic_weight, 1.0) == 0
         if self.critic is not None:
             self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas))
             self.critic_scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16" and self.cuda)
@@ -276,7 +278,7 @@ class _Trainer:
         k = self.step - self.stage_start
         self.lr = self.sched.set(k)
         self.ctx.step = self.step
-        if self.stage.critic_steps > 0:
+        if self.stage.critic_steps > 0 and not self._critic_idle:
             for g in self.critic_opt.param_groups:
                 g["lr"] = self.lr
             critic_params = list(self.critic.parameters())

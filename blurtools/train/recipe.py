@@ -91,6 +91,8 @@ class Recipe:
             message when the ImageNet weights are missing) when any weight it names is > 0.
         vgg_layers: VGG16 layers the perceptual loss compares (e.g. ("relu2_2", "relu3_3")).
         frames: number of sharp frames the data must carry; None = any.
+        critic_weight: the loss weight through which the critic acts on the generator; when the user sets
+            it to 0 the critic's updates are skipped (they could not change the generator).
     """
 
     stages: Tuple[Stage, ...]
@@ -101,6 +103,7 @@ class Recipe:
     needs_vgg: Tuple[str, ...] = ()
     vgg_layers: Tuple[str, ...] = ("relu2_2", "relu3_3")
     frames: Optional[int] = None
+    critic_weight: Optional[str] = None
 
 
 @contextlib.contextmanager

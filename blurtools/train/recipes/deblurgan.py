@@ -76,4 +76,5 @@ RECIPE = Recipe(
     critic_objective=critic_objective,
     needs_vgg=("perceptual",),
     vgg_layers=("relu3_3",),
+    critic_weight="adv",
 )

@@ -81,4 +81,5 @@ RECIPE = Recipe(
     needs_vgg=("contiguous",),
     vgg_layers=("relu3_3",),
     frames=None,
+    critic_weight="adversarial",
 )
