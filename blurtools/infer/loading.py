@@ -137,7 +137,7 @@ class Predictor:
 
         opts = dict(self.classical)
         user_kernel = opts.pop("kernel", None)
-        method, max_size = opts.pop("method", "linear"), opts.pop("max_size", 31)
+        method, max_size = opts.pop("method", "linear"), opts.pop("max_size", 63)
         deconv = opts.get("deconv", "hqs")
         if user_kernel is not None:
             k = user_kernel.float()[None, None].expand(images.shape[0], 1, *user_kernel.shape)
@@ -179,7 +179,7 @@ def _load_network(kind: str, path: Path, device: torch.device, origin: str) -> T
 
 def load_predictor(kind: str, model: str = "default", weights: "str | Path | None" = None,
                    device: "str | torch.device" = "cpu", kernel: Optional[torch.Tensor] = None,
-                   kernel_path: Optional[str] = None, method: str = "linear", max_size: int = 31,
+                   kernel_path: Optional[str] = None, method: str = "linear", max_size: int = 63,
                    deconv: str = "hqs", strength: Optional[float] = None, crf: Optional[str] = None,
                    amp: bool = False) -> Predictor:
     """Build the predictor a command asked for.
