@@ -129,3 +129,10 @@ def test_lpips_missing_trunk_names_file(tmp_path):
     pred, gt = _pairs(tmp_path)
     res = run(pred, gt, "--lpips", "alex", env={"TORCH_HOME": str(tmp_path / "torchhome")})
     _error(res, "alexnet-owt-7be5be79.pth", str(tmp_path / "torchhome" / "hub" / "checkpoints"))
+
+
+def test_batched_and_threaded_paths_agree(tmp_path):
+    pred, gt = _pairs(tmp_path, n=4)
+    a = json.loads(run(pred, gt, "--json", "--workers", "1", "--batch", "3").stdout)["items"]
+    b = json.loads(run(pred, gt, "--json", "--workers", "3").stdout)["items"]
+    assert a == b

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -135,7 +136,7 @@ def command(
         "those whose whole 11x11 window lies in the valid region, so the empty warp border never counts; centre: "
         "those whose centre does, the images zeroed outside, as RealBlur's evaluate_RealBlur.py does."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images scored together on the device."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Threads decoding images."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Threads decoding and, on the CPU, scoring images, one image per thread (default: the CPU count, at most 8)."),
     device: str = DeviceOption,
     quiet: bool = QuietOption,
     debug: bool = DebugOption,
@@ -176,7 +177,7 @@ def command(
         from blurtools.metrics.lpips_metric import LpipsMetric
 
         metric = LpipsMetric(net=lpips.value, device=dev)
-    opts = ScoreOptions(ssim_mode=ssim_mode.value, y=y, crop_border=crop_border, batch=batch, workers=workers,
+    opts = ScoreOptions(ssim_mode=ssim_mode.value, y=y, crop_border=crop_border, batch=batch, workers=workers or min(8, os.cpu_count() or 1),
                         align=align.value if align else None, max_shift=max_shift, min_corr=min_corr,
                         ssim_window=ssim_mask.value)
     with progress(len(matching.pairs), "scoring", quiet) as bar:
