@@ -203,3 +203,21 @@ def test_critic_is_not_trained_when_its_weight_is_zero(dataset, tmp_path):
     cfg = _cfg(dataset, tmp_path / "g1", model="tiny-gan", steps=4)
     train(cfg, tiny.TinyNet, recipe)
     assert any("critic_loss" in r for r in _records(tmp_path / "g1"))
+
+
+def test_init_starts_from_a_checkpoint_of_the_same_model(dataset, tmp_path):
+    train(_cfg(dataset, tmp_path / "a", steps=6), tiny.TinyNet, tiny.TINY)
+    start = read_checkpoint(tmp_path / "a" / "weights.pt")
+    # a run from those weights with a vanishing learning rate ends (almost) where it started
+    train(_cfg(dataset, tmp_path / "b", steps=2, lr=1e-12, model_args={}, init=str(tmp_path / "a" / "weights.pt")),
+          tiny.TinyNet, tiny.TINY)
+    end = read_checkpoint(tmp_path / "b" / "weights.pt")
+    assert end["model_args"] == start["model_args"]
+    for k, v in start["state_dict"].items():
+        assert torch.allclose(end["state_dict"][k], v, atol=1e-6), k
+    with pytest.raises(BlurtoolsError, match="not of 'tiny-video'"):
+        train(_cfg(dataset, tmp_path / "c", model="tiny-video", init=str(tmp_path / "a" / "weights.pt")),
+              tiny.TinyVideo, tiny.VIDEO)
+    with pytest.raises(BlurtoolsError, match="do not fit"):
+        train(_cfg(dataset, tmp_path / "d", model_args={"width": 9, "depth": 1}, init=str(tmp_path / "a" / "weights.pt")),
+              tiny.TinyNet, tiny.TINY)

@@ -158,6 +158,7 @@ def command(
     pretrained_vgg: Optional[bool] = typer.Option(None, "--pretrained-vgg/--no-pretrained-vgg", help="--no-pretrained-vgg: random VGG for the perceptual loss, for tests only."),
     device: Optional[str] = typer.Option(None, "--device", help="auto|cpu|cuda|cuda:N (under torchrun: cuda:LOCAL_RANK)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with the same knobs; flags win."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from the weights of this checkpoint of the same model (fine-tuning), e.g. a weights.pt or the shipped blurtools/weights/deblur.pt."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt (fresh start when there is none)."),
     stop_at: Optional[int] = typer.Option(None, "--stop-at", hidden=True, help="Stop after this many steps, as if killed (tests)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
@@ -181,7 +182,7 @@ def command(
                    lr_min_ratio=lr_min_ratio, grad_clip=grad_clip, workers=workers, seed=seed, val_every=val_every,
                    log_every=log_every, save_every=save_every, val_crop=val_crop, val_limit=val_limit, amp=amp,
                    channels_last=channels_last, preload=preload, augment=augment, pretrained_vgg=pretrained_vgg,
-                   device=device, stop_at=stop_at)
+                   device=device, stop_at=stop_at, init=init)
     if model_arg:
         flags["model_args"] = parse_key_values(model_arg, "--model-arg")
     if loss_weight:

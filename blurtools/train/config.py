@@ -76,6 +76,9 @@ class TrainConfig:
         pretrained_vgg: False gives the perceptual loss a randomly initialised VGG (for tests only).
         augment: random horizontal/vertical flips on top of the random crop.
         stop_at: stop (after saving last.pt) once this many steps are done, as if killed; for tests.
+        init: a checkpoint (weights.pt, best.pt, last.pt, or a shipped default) of the same architecture
+            whose weights the run starts from (fine-tuning); its model_args are used unless model_args
+            are given. Resume state (optimiser, step) is not taken from it.
     """
 
     model: str = ""
@@ -110,6 +113,7 @@ class TrainConfig:
     pretrained_vgg: bool = True
     augment: bool = True
     stop_at: Optional[int] = None
+    init: Optional[str] = None
 
     def validate(self) -> "TrainConfig":
         """Check values; raises UsageError naming the option."""

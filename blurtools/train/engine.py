@@ -106,6 +106,15 @@ class _Trainer:
             self.callback(dict(record))
 
     # -------------------------------------------------------------------------------------- set-up
+    def _init_checkpoint(self) -> Optional[Dict[str, Any]]:
+        """The --init checkpoint, checked to be of this run's architecture (None without --init)."""
+        if not self.cfg.init:
+            return None
+        rec = ckpt_io.read_checkpoint(self.cfg.init)
+        if rec.get("arch") != self.cfg.model:
+            raise BlurtoolsError(f"{self.cfg.init}: a checkpoint of {rec.get('arch')!r}, not of {self.cfg.model!r}")
+        return rec
+
     def prepare(self) -> None:
         cfg, info, recipe = self.cfg, self.info, self.recipe
         self.weights = resolve_weights(recipe.default_weights, cfg.loss_weights, cfg.model)
@@ -122,8 +131,16 @@ class _Trainer:
                 raise BlurtoolsError(f"{cfg.val}: validation samples hold {val_frames} frames, the training "
                                      f"samples {self.frames}")
         _seed_all(cfg.seed)
-        args = resolve_model_args(self.arch_cls, cfg.model_args, self.frames, cfg.model)
+        init = self._init_checkpoint()
+        given_args = cfg.model_args or (init["model_args"] if init else {})
+        args = resolve_model_args(self.arch_cls, given_args, self.frames, cfg.model)
         self.model = self.arch_cls(**args)
+        if init is not None:
+            try:
+                self.model.load_state_dict(init["state_dict"])
+            except RuntimeError as exc:
+                raise BlurtoolsError(f"{cfg.init}: its weights do not fit {cfg.model} with {args} "
+                                     f"({str(exc).splitlines()[0]})") from None
         kind = getattr(self.model, "kind", None)
         if kind == "video" and int(getattr(self.model, "frames", -1)) != self.frames:
             raise BlurtoolsError(f"{cfg.data}: samples hold {self.frames} sharp frames but model {cfg.model} "
