@@ -31,7 +31,7 @@ from blurtools.errors import UsageError
 from blurtools.infer.deblur import (InferOptions, _fail, _Outcome, encode_png, expand_inputs, pending_jobs, provenance_text,
                                     read_ahead, read_input, run_predictor, write_output_image)
 from blurtools.infer.loading import Predictor
-from blurtools.io.atomic import atomic_path, atomic_write_bytes
+from blurtools.io.atomic import atomic_write_bytes
 from blurtools.io.images import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -167,41 +167,18 @@ def write_video(path: Path, frames: torch.Tensor, fmt: str, fps: float, loop: Op
     ``loop``: how many times the animation plays (0 = forever; None = forever for GIF/WebP, once for MP4;
     an MP4 has no loop flag, so its frames are written ``loop`` times over).
     """
-    import imageio.v3 as iio
+    from blurtools.io.video import write_gif, write_mp4, write_webp
 
     arrays = _rgb8(frames)
     if fmt == "gif":
-        kw: Dict[str, Any] = {} if loop == 1 else {"loop": 0 if not loop else loop - 1}
-        with atomic_path(path) as tmp:
-            iio.imwrite(tmp, np.stack(arrays), extension=".gif", duration=1000.0 / fps, comment=comment.encode(), **kw)
+        write_gif(path, arrays, fps=fps, loop=0 if loop is None else loop, comment=comment)
     elif fmt == "webp":
-        xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-               '<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:description>'
-               f'{_xml_escape(comment)}</dc:description></rdf:Description></rdf:RDF></x:xmpmeta>')
-        with atomic_path(path) as tmp:
-            iio.imwrite(tmp, np.stack(arrays), extension=".webp", duration=1000.0 / fps, loop=loop or 0,
-                        lossless=True, xmp=xmp.encode())
+        write_webp(path, arrays, fps=fps, loop=loop or 0, comment=comment)
     elif fmt == "mp4":
-        import imageio_ffmpeg
-
-        h, w = arrays[0].shape[:2]
         times = max(1, loop or 1)
-        with atomic_path(path, suffix=".mp4") as tmp:
-            writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=fps, quality=8, macro_block_size=1,
-                                                 pix_fmt_out="yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p",
-                                                 output_params=["-metadata", f"comment={comment}"],
-                                                 ffmpeg_log_level="error")
-            writer.send(None)
-            for _ in range(times):
-                for a in arrays:
-                    writer.send(a)
-            writer.close()
+        write_mp4(path, (a for _ in range(times) for a in arrays), fps=fps, comment=comment)
     else:
         raise UsageError(f"write_video: unknown format {fmt!r}")
-
-
-def _xml_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def write_frame_folder(path: Path, frames: torch.Tensor, bits: int, text: Dict[str, str]) -> None:

@@ -150,30 +150,48 @@ def iter_frames(path: "str | Path") -> Iterator[np.ndarray]:
         gen.close()
 
 
-def write_gif(path: "str | Path", frames: Sequence[np.ndarray], fps: float = 10.0, loop: int = 0) -> None:
-    """Write uint8 (H, W, 3) frames as an animated GIF atomically; ``loop`` 0 repeats forever."""
+def _xmp_description(text: str) -> bytes:
+    """An XMP packet carrying ``text`` as dc:description (how WebP files hold a comment)."""
+    esc = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            '<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:description>'
+            f'{esc}</dc:description></rdf:Description></rdf:RDF></x:xmpmeta>').encode()
+
+
+def write_gif(path: "str | Path", frames: Sequence[np.ndarray], fps: float = 10.0, loop: int = 0,
+              comment: Optional[str] = None) -> None:
+    """Write uint8 (H, W, 3) frames as an animated GIF atomically.
+
+    ``loop``: how many times the animation plays, 0 = forever. ``comment`` is stored in the GIF.
+    """
     import imageio.v3 as iio
 
     frames = [_to_rgb8(f, str(path)) for f in frames]
     if not frames:
         raise BlurtoolsError(f"{path}: no frames to write")
+    kw: dict = {} if loop == 1 else {"loop": 0 if not loop else loop - 1}  # GIF counts repeats after the first
+    if comment:
+        kw["comment"] = comment.encode()
     with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=loop)
+        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, **kw)
 
 
-def write_webp(path: "str | Path", frames: Sequence[np.ndarray], fps: float = 10.0, loop: int = 0) -> None:
-    """Write an animated WebP atomically."""
+def write_webp(path: "str | Path", frames: Sequence[np.ndarray], fps: float = 10.0, loop: int = 0,
+               comment: Optional[str] = None) -> None:
+    """Write a lossless animated WebP atomically (``loop`` 0 = forever; ``comment`` as XMP)."""
     import imageio.v3 as iio
 
     frames = [_to_rgb8(f, str(path)) for f in frames]
     if not frames:
         raise BlurtoolsError(f"{path}: no frames to write")
+    kw = {"xmp": _xmp_description(comment)} if comment else {}
     with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.stack(frames), extension=".webp", duration=1000.0 / fps, loop=loop, lossless=True)
+        iio.imwrite(tmp, np.stack(frames), extension=".webp", duration=1000.0 / fps, loop=loop, lossless=True, **kw)
 
 
-def write_mp4(path: "str | Path", frames: Iterable[np.ndarray], fps: float = 10.0, quality: int = 8) -> None:
-    """Encode frames as H.264 MP4 (yuv420p; odd sizes are padded by the encoder) atomically."""
+def write_mp4(path: "str | Path", frames: Iterable[np.ndarray], fps: float = 10.0, quality: int = 8,
+              comment: Optional[str] = None) -> None:
+    """Encode frames as H.264 MP4 (yuv420p; yuv444p for odd sizes) atomically; ``comment`` as metadata."""
     import imageio_ffmpeg
 
     it = iter(frames)
@@ -182,10 +200,11 @@ def write_mp4(path: "str | Path", frames: Iterable[np.ndarray], fps: float = 10.
         raise BlurtoolsError(f"{path}: no frames to write")
     first = _to_rgb8(first, str(path))
     h, w = first.shape[:2]
+    params = ["-metadata", f"comment={comment}"] if comment else None
     with atomic_path(path, suffix=".mp4") as tmp:
         writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=fps, quality=quality, macro_block_size=1,
                                              pix_fmt_out="yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p",
-                                             ffmpeg_log_level="error")
+                                             output_params=params, ffmpeg_log_level="error")
         writer.send(None)
         writer.send(first)
         for frame in it:
