@@ -47,6 +47,11 @@ def psnr(
         pred, gt, data_range=data_range, quantize=quantize, crop_border=crop_border,
         y_channel=y_channel, what="psnr",
     )
+    return psnr_prepared(p, g, data_range)
+
+
+def psnr_prepared(p: torch.Tensor, g: torch.Tensor, data_range: float) -> torch.Tensor:
+    """PSNR of images already scaled by :func:`blurtools.metrics._common.prepare` (float64 on [0, peak])."""
     mse = (p - g).square().flatten(1).mean(dim=1)
     peak = float(data_range)
     # MSE = 0 gives peak^2/0 = inf and log10(inf) = inf: identical images score inf, no warning.

@@ -146,6 +146,11 @@ def ssim(
         pred, gt, data_range=data_range, quantize=quantize, crop_border=crop_border,
         y_channel=y_channel, what="ssim",
     )
+    return ssim_prepared(p, g, data_range, mode)
+
+
+def ssim_prepared(p: torch.Tensor, g: torch.Tensor, data_range: float, mode: str) -> torch.Tensor:
+    """SSIM of images already scaled by :func:`blurtools.metrics._common.prepare`; (B,) float64."""
     h, w = p.shape[-2:]
     if mode == "skimage" and min(h, w) < 2 * _RADIUS + 1:
         raise UsageError(
