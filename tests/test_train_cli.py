@@ -173,13 +173,6 @@ def test_torchrun_two_gloo_processes_end_with_identical_weights(dataset, tmp_pat
 @pytest.mark.slow
 def test_torchrun_module_entry_with_a_real_model(dataset, tmp_path):
     """`torchrun -m blurtools train --model dm` exactly as a user types it (slow: ~20 s on 2 busy cores)."""
-    try:
-        from blurtools.models import ARCHS
-        from blurtools.train.recipes import RECIPES
-    except ImportError:
-        pytest.skip("blurtools.models.ARCHS / RECIPES are not registered yet")
-    if "dm" not in ARCHS or "dm" not in RECIPES:
-        pytest.skip("dm is not registered yet")
     run_dir = tmp_path / "run"
     res = _torchrun(["-m", "blurtools", "train", "--model", "dm", "--data", str(dataset), "--out", str(run_dir),
                      "--steps", "2", "--batch", "1", "--patch", "16", "--device", "cpu", "--model-arg", "width=8",

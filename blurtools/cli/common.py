@@ -100,11 +100,13 @@ def stderr_is_terminal() -> bool:
 
 
 class _NullProgress:
+    """The progress object when no bar is shown (stderr not a terminal, or --quiet): accepts and ignores."""
+
     def advance(self, n: int = 1) -> None:
-        pass
+        return None
 
     def update(self, **kwargs: Any) -> None:
-        pass
+        return None
 
 
 class _RichProgress:

@@ -86,7 +86,8 @@ class _PairDataset(Dataset):
         return len(self.ids)
 
     def _where(self, index: int) -> str:
-        raise NotImplementedError
+        """Where sample ``index`` lives, for error messages; each subclass names its file and sample."""
+        raise NotImplementedError(f"{type(self).__name__} must say where sample {index} lives")
 
     def __getitem__(self, index: int) -> Any:
         n = len(self)

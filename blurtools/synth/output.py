@@ -14,6 +14,7 @@ sample, so a run that fails before producing anything leaves nothing behind.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +27,8 @@ from blurtools.errors import BlurtoolsError
 from blurtools.io.atomic import atomic_write_bytes
 from blurtools.io.png16 import encode_png8, encode_png16
 from blurtools.io.sampleset import SampleSetWriter, is_sample_set
+
+log = logging.getLogger(__name__)
 
 
 def to_bits(array: np.ndarray, bits: int) -> np.ndarray:
@@ -161,5 +164,5 @@ class SampleWriterPool:
             # Finish what is queued (each sample is complete or absent), then let the error through.
             try:
                 self.close()
-            except Exception:
-                pass
+            except Exception as secondary:  # the original error is the one to report; keep this one in the log
+                log.warning("while stopping after an error, a queued sample also failed: %s", secondary)
