@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
@@ -138,6 +139,11 @@ class SampleSet:
         return blurry, sharp
 
 
+def sample_paths(sample_id: str, frames: int) -> "tuple[str, List[str]]":
+    """Relative paths of a sample's files: ``blurry/ID.png`` and ``sharp/ID/0000.png`` ... in time order."""
+    return f"blurry/{sample_id}.png", [f"sharp/{sample_id}/{k:04d}.png" for k in range(frames)]
+
+
 class SampleSetWriter:
     """Writes a sample set; re-opening an existing set resumes it (finished samples are kept and skipped).
 
@@ -173,6 +179,7 @@ class SampleSetWriter:
         name = "samples.jsonl" if shard is None else f"samples.shard-{shard[0]}-of-{shard[1]}.jsonl"
         self.manifest = self.root / name
         self._done = self._load_done()
+        self._lock = threading.Lock()
 
     def _load_done(self) -> set:
         done = set()
@@ -201,16 +208,21 @@ class SampleSetWriter:
             blurry: (3, H, W) in [0, 1]. sharp: N tensors (3, H, W) in [0, 1], time order.
             extra: more JSON fields (e.g. ``psf="psf/ID.npy"`` after writing that file).
         """
-        blurry_rel = f"blurry/{sample_id}.png"
+        blurry_rel, sharp_rel = sample_paths(sample_id, len(sharp))
         write_image(self.root / blurry_rel, blurry, bits=self.bits)
-        sharp_rel = []
-        for k, frame in enumerate(sharp):
-            rel = f"sharp/{sample_id}/{k:04d}.png"
+        for rel, frame in zip(sharp_rel, sharp):
             write_image(self.root / rel, frame, bits=self.bits)
-            sharp_rel.append(rel)
-        rec = {"id": sample_id, "blurry": blurry_rel, "sharp": sharp_rel, "source": source, "start": start, **extra}
-        with open(self.manifest, "a", encoding="utf-8") as f:
-            f.write(json.dumps(rec, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        self._done.add(sample_id)
+        self.append_record(sample_id, blurry_rel, sharp_rel, source, start, **extra)
+
+    def append_record(self, sample_id: str, blurry_rel: str, sharp_rel: Sequence[str], source: str = "",
+                      start: int = 0, **extra: Any) -> None:
+        """Append one sample's manifest line (call once all its files exist); safe from several threads."""
+        rec = {"id": sample_id, "blurry": blurry_rel, "sharp": list(sharp_rel), "source": source, "start": start,
+               **extra}
+        line = json.dumps(rec, sort_keys=True) + "\n"
+        with self._lock:
+            with open(self.manifest, "a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+            self._done.add(sample_id)

@@ -13,9 +13,7 @@ sample, so a run that fails before producing anything leaves nothing behind.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +24,7 @@ import numpy as np
 from blurtools.errors import BlurtoolsError
 from blurtools.io.atomic import atomic_write_bytes
 from blurtools.io.png16 import encode_png8, encode_png16
-from blurtools.io.sampleset import SampleSetWriter, is_sample_set
+from blurtools.io.sampleset import SampleSetWriter, is_sample_set, sample_paths
 
 log = logging.getLogger(__name__)
 
@@ -119,23 +117,14 @@ class SampleWriterPool:
     def _write(self, writer: SampleSetWriter, sample_id: str, blurry: np.ndarray, sharp: List[np.ndarray],
                source: str, start: int, files: Dict[str, bytes], extra: Dict[str, Any]) -> None:
         try:
-            blurry_rel = f"blurry/{sample_id}.png"
+            blurry_rel, sharp_rel = sample_paths(sample_id, len(sharp))
             write_png(self.root / blurry_rel, to_bits(blurry, self.bits), self.compress_level)
-            sharp_rel = []
-            for k, frame in enumerate(sharp):
-                rel = f"sharp/{sample_id}/{k:04d}.png"
+            for rel, frame in zip(sharp_rel, sharp):
                 write_png(self.root / rel, to_bits(frame, self.bits), self.compress_level)
-                sharp_rel.append(rel)
             for rel, data in files.items():
                 atomic_write_bytes(self.root / rel, data)
-            # Same record as SampleSetWriter.add writes; appended only once every file is in place.
-            rec = {"id": sample_id, "blurry": blurry_rel, "sharp": sharp_rel, "source": source, "start": start, **extra}
-            line = json.dumps(rec, sort_keys=True) + "\n"
+            writer.append_record(sample_id, blurry_rel, sharp_rel, source, start, **extra)  # once every file exists
             with self._lock:
-                with open(writer.manifest, "a", encoding="utf-8") as f:
-                    f.write(line)
-                    f.flush()
-                    os.fsync(f.fileno())
                 self.written += 1
         finally:
             self._slots.release()
