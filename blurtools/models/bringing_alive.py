@@ -30,27 +30,9 @@ from blurtools.errors import BlurtoolsError
 from blurtools.models.convlstm import ConvLSTMCell, State
 from blurtools.models.dm import DenseDeblurModule
 from blurtools.models.jin import pad_to_multiple
+from blurtools.ops.warp import warp  # the per-pixel warping transformer
 
 MULTIPLE = 16
-
-
-def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Backward warp: out(y, x) = img(y + flow_y, x + flow_x), bilinear, border values outside.
-
-    Args:
-        img: (B, C, H, W).
-        flow: (B, 2, H, W) in pixels, channel 0 = x (horizontal), channel 1 = y (vertical).
-    """
-    if img.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2 or flow.shape[-2:] != img.shape[-2:] \
-            or flow.shape[0] != img.shape[0]:
-        raise BlurtoolsError(f"warp: image {tuple(img.shape)} and flow {tuple(flow.shape)} do not fit")
-    b, _, h, w = img.shape
-    ys = torch.arange(h, device=img.device, dtype=img.dtype).view(1, h, 1)
-    xs = torch.arange(w, device=img.device, dtype=img.dtype).view(1, 1, w)
-    gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
-    gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
-    grid = torch.stack((gx, gy), dim=-1)
-    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def _act() -> nn.Module:

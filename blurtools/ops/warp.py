@@ -67,8 +67,8 @@ def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear",
     flow = flow.to(dtype=x.dtype, device=x.device)
     pos = base_grid(h, w, x.dtype, x.device) + flow                          # (B, 2, H, W)
     # align_corners=True: -1/+1 are the first/last pixel centres; max(.,1) keeps 1-pixel axes finite.
-    gx = 2.0 * pos[:, 0] / max(w - 1, 1) - 1.0
-    gy = 2.0 * pos[:, 1] / max(h - 1, 1) - 1.0
+    gx = pos[:, 0] * (2.0 / max(w - 1, 1)) - 1.0
+    gy = pos[:, 1] * (2.0 / max(h - 1, 1)) - 1.0
     grid = torch.stack((gx, gy), dim=-1)                                     # (B, H, W, 2)
     if grid.shape[0] != b:
         grid = grid.expand(b, -1, -1, -1)
