@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from blurtools.errors import UsageError
+from blurtools.ops.filters import next_fast_len
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +47,7 @@ __all__ = ["wiener_deconv", "richardson_lucy", "hqs_deconv", "prepare_kernel", "
 
 def fft_size(n: int) -> int:
     """Smallest 5-smooth integer >= ``n`` (sizes the FFT is fast on)."""
-    m = max(int(n), 1)
-    while True:
-        r = m
-        for p in (2, 3, 5):
-            while r % p == 0:
-                r //= p
-        if r == 1:
-            return m
-        m += 1
+    return next_fast_len(max(int(n), 1))
 
 
 def _check_image(x: torch.Tensor, name: str = "blurry") -> torch.Tensor:
