@@ -50,18 +50,26 @@ def patch_size(patch: PatchSpec) -> Optional[Tuple[int, int]]:
     return ph, pw
 
 
+def _fitting_patch(height: int, width: int, patch: PatchSpec) -> Tuple[int, int]:
+    """(ph, pw) of ``patch`` (the whole image when None), checked to fit inside height x width."""
+    size = patch_size(patch)
+    if size is None:
+        return height, width
+    ph, pw = size
+    if ph > height or pw > width:
+        raise BlurtoolsError(f"image {height}x{width} is smaller than the patch {ph}x{pw}")
+    return ph, pw
+
+
 def random_crop_box(rng: np.random.Generator, height: int, width: int, patch: PatchSpec) -> Tuple[int, int, int, int]:
     """A uniformly random window (y, x, h, w) of size ``patch`` inside a height x width image.
 
     Raises:
         BlurtoolsError: when the image is smaller than the patch.
     """
-    size = patch_size(patch)
-    if size is None:
-        return 0, 0, height, width
-    ph, pw = size
-    if ph > height or pw > width:
-        raise BlurtoolsError(f"image {height}x{width} is smaller than the patch {ph}x{pw}")
+    if patch_size(patch) is None:
+        return 0, 0, height, width  # no draw: the random stream is the same as without a crop step
+    ph, pw = _fitting_patch(height, width, patch)
     y = int(rng.integers(0, height - ph + 1))
     x = int(rng.integers(0, width - pw + 1))
     return y, x, ph, pw
@@ -69,12 +77,7 @@ def random_crop_box(rng: np.random.Generator, height: int, width: int, patch: Pa
 
 def center_crop_box(height: int, width: int, patch: PatchSpec) -> Tuple[int, int, int, int]:
     """The centred window (y, x, h, w) of size ``patch`` (for validation: no randomness)."""
-    size = patch_size(patch)
-    if size is None:
-        return 0, 0, height, width
-    ph, pw = size
-    if ph > height or pw > width:
-        raise BlurtoolsError(f"image {height}x{width} is smaller than the patch {ph}x{pw}")
+    ph, pw = _fitting_patch(height, width, patch)
     return (height - ph) // 2, (width - pw) // 2, ph, pw
 
 
