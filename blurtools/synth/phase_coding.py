@@ -20,6 +20,7 @@ from typing import Dict, Tuple
 import torch
 
 from blurtools.errors import BlurtoolsError
+from blurtools.ops.fft import irfft2, rfft2
 from blurtools.ops.filters import fft_conv2d, next_fast_len
 from blurtools.synth.exposure import Exposure
 
@@ -69,7 +70,7 @@ class CodedExposure:
         self.stack = stack.to(self.device, torch.float32)
         self.pad, self.chunk = pad, max(1, chunk)
         self._spectra: Dict[Tuple[int, int], torch.Tensor] = {}
-        self._buffers: Dict[tuple, torch.Tensor] = {}
+        self._buffers: Dict[tuple, torch.Tensor] = {}  # work tensors reused between windows
 
     @property
     def instants(self) -> int:
@@ -83,8 +84,20 @@ class CodedExposure:
     def _spectrum(self, h: int, w: int) -> torch.Tensor:
         if (h, w) not in self._spectra:
             _, fh, fw = self._geometry(h, w)
-            self._spectra[(h, w)] = torch.fft.rfft2(self.stack, s=(fh, fw))
+            self._spectra[(h, w)] = rfft2(self.stack, s=(fh, fw))
         return self._spectra[(h, w)]
+
+    def _buffer(self, name: str, shape: tuple, dtype: torch.dtype,
+                device: "torch.device | None" = None) -> torch.Tensor:
+        """A work tensor kept between windows (a run's windows share one size): on the CPU, allocating and
+        page-faulting ~85 MB per 720p window costs more than the transforms that fill it."""
+        key = (name, tuple(shape), dtype, device or self.device)
+        buf = self._buffers.get(key)
+        if buf is None:
+            for old in [k for k in self._buffers if k[0] == name]:
+                del self._buffers[old]
+            buf = self._buffers[key] = torch.empty(shape, dtype=dtype, device=device or self.device)
+        return buf
 
     def _padded(self, x: torch.Tensor, pads: Tuple[int, int, int, int], fh: int, fw: int) -> torch.Tensor:
         """The border-extended frames written straight into an (fh, fw) FFT buffer, zeros beyond.
@@ -99,12 +112,11 @@ class CodedExposure:
         else:
             mode = self.pad
         hp, wp = h + top + bottom, w + left + right
-        key = (k, c, h, w, fh, fw, x.device, x.dtype)
+        key = ("padded", (k, c, h, w, fh, fw), x.dtype, x.device)
         buf = self._buffers.get(key)
-        if buf is None:
-            # Kept between windows (all of a run's windows have one size): allocating and page-faulting
-            # ~85 MB per 720p window costs more than the copy into it. Regions never written stay zero.
-            self._buffers.clear()
+        if buf is None:  # kept between windows like _buffer's; regions never written stay zero
+            for old in [k_ for k_ in self._buffers if k_[0] == "padded"]:
+                del self._buffers[old]
             buf = self._buffers[key] = x.new_zeros(k, c, fh, fw)
         buf[..., top:top + h, left:left + w] = x
         body = buf[..., :hp, :]
@@ -135,7 +147,8 @@ class CodedExposure:
             raise BlurtoolsError(f"coded exposure: instants {first}..{first + k - 1} exceed the stack's {self.instants}")
         h, w = x.shape[-2:]
         pads, fh, fw = self._geometry(h, w)
-        spec = torch.fft.rfft2(self._padded(x.to(self.device, torch.float32), pads, fh, fw))
+        padded = self._padded(x.to(self.device, torch.float32), pads, fh, fw)
+        spec = rfft2(padded, out=self._buffer("spectrum", padded.shape[:-1] + (fw // 2 + 1,), torch.complex64))
         psf = self._spectrum(h, w)[first:first + k]
         if spec.device.type == "cpu":
             # einsum multiplies and sums over instants without materialising the (k, 3, fh, fw) product
@@ -147,7 +160,8 @@ class CodedExposure:
         kh, kw = self.stack.shape[-2:]
         _, fh, fw = self._geometry(h, w)
         hp, wp = h + kh - 1, w + kw - 1
-        return torch.fft.irfft2(total, s=(fh, fw))[..., kh - 1:hp, kw - 1:wp] / self.instants
+        out = self._buffer("image", total.shape[:-1] + (fw,), torch.float32, total.device)
+        return irfft2(total, s=(fh, fw), out=out)[..., kh - 1:hp, kw - 1:wp] / self.instants
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(K, 3, H, W) linear frames -> (3, H, W) coded blurry image in linear light."""
