@@ -140,6 +140,28 @@ def test_richardson_lucy_with_true_kernels_sharpens():
     assert (restored - sharp).abs().mean() < 0.6 * err0
 
 
+def test_kernel_basis_hqs_restore_with_true_kernels_sharpens():
+    """restore="hqs": the mixing-weighted mean kernel, deconvolved in linear light, as the paper's split."""
+    from blurtools.ops.crf import from_linear, to_linear
+
+    g = torch.Generator().manual_seed(3)
+    sharp = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 12, generator=g), scale_factor=4, mode="nearest")
+    k = torch.zeros(1, 2, 9, 9)
+    k[0, 0, 4, 2:7] = 0.2               # two basis kernels, mixed half and half everywhere:
+    k[0, 1, 2:7, 4] = 0.2               # the image's blur is their mean, a cross
+    m = torch.full((1, 2, 48, 48), 0.5)
+    mean = KernelBasisNet.mean_kernel(k, m)
+    assert mean.shape == (1, 1, 9, 9) and abs(float(mean.sum()) - 1) < 1e-6
+    blurry = from_linear(reblur(to_linear(sharp, "gamma:2.2"), mean, torch.ones(1, 1, 48, 48)), "gamma:2.2")
+    net = KernelBasisNet(basis=2, kernel_size=9, width=8, depth=2, restore="hqs", hqs_lam=1e-4).eval()
+    assert net.model_args["restore"] == "hqs" and "restore" not in tiny_kb().model_args
+    restored = net.restore(blurry, k, m)
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert (restored - sharp)[inner].abs().mean() < 0.5 * (blurry - sharp)[inner].abs().mean()
+    with pytest.raises(BlurtoolsError, match="restore"):
+        KernelBasisNet(basis=2, kernel_size=9, width=8, depth=2, restore="wiener")
+
+
 # ---------------------------------------------------------------- recipes
 
 def _ctx(weights, critic=None, perceptual=None):

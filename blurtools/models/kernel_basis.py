@@ -30,6 +30,8 @@ from torch import nn
 
 from blurtools.errors import BlurtoolsError
 from blurtools.losses.reblur import KernelBasisOperator
+from blurtools.ops.crf import from_linear, parse_crf, to_linear
+from blurtools.ops.deconv import hqs_deconv
 
 
 def _act() -> nn.Module:
@@ -166,6 +168,13 @@ class KernelBasisNet(nn.Module):
         width: channels of the first encoder level (64 in the paper); level i has width * 2^i.
         depth: encoder levels (5 in the paper); inputs are reflect-padded to a multiple of 2^depth.
         rl_iters: unrolled Richardson-Lucy iterations of the restoration in ``forward``.
+        restore: how ``forward`` restores: ``"rl"`` (the unrolled Richardson-Lucy iterations under the
+            kernel-basis blur model; differentiable, for end-to-end training) or ``"hqs"`` (the paper's
+            split: the estimate handed to a separate non-blind deconvolution, here the sparse-gradient
+            HQS solver of :func:`blurtools.ops.deconv.hqs_deconv` in linear light, with the mixing-weighted
+            mean kernel of the image: the blur model for camera shake, one kernel per image or tile).
+        hqs_lam: the HQS regulariser (``restore="hqs"``).
+        crf: camera response of the inputs for ``restore="hqs"``; the deconvolution runs in linear light.
 
     Shapes: ``forward(blurry (B, 3, H, W) in [0, 1]) -> (B, 3, H, W)`` (in [0, 1] in eval mode; RL output is
     non-negative but may exceed 1 in train mode);
@@ -181,7 +190,7 @@ class KernelBasisNet(nn.Module):
     kind = "image"
 
     def __init__(self, basis: int = 25, kernel_size: int = 33, width: int = 64, depth: int = 5,
-                 rl_iters: int = 10):
+                 rl_iters: int = 10, restore: str = "rl", hqs_lam: float = 1e-3, crf: str = "gamma:2.2"):
         super().__init__()
         if basis < 1 or kernel_size < 3 or kernel_size % 2 == 0:
             raise BlurtoolsError(f"KernelBasisNet: need basis >= 1 and an odd kernel_size >= 3, got "
@@ -189,7 +198,14 @@ class KernelBasisNet(nn.Module):
         if depth < 1 or width < 1 or rl_iters < 1:
             raise BlurtoolsError(f"KernelBasisNet: depth, width and rl_iters must be >= 1, got "
                                  f"depth={depth}, width={width}, rl_iters={rl_iters}")
+        if restore not in ("rl", "hqs") or hqs_lam <= 0:
+            raise BlurtoolsError(f"KernelBasisNet: restore must be rl or hqs and hqs_lam > 0, got "
+                                 f"restore={restore!r}, hqs_lam={hqs_lam}")
+        parse_crf(crf)
         self.model_args = dict(basis=basis, kernel_size=kernel_size, width=width, depth=depth, rl_iters=rl_iters)
+        if restore != "rl":  # checkpoints of the RL form keep their original arguments
+            self.model_args.update(restore=restore, hqs_lam=hqs_lam, crf=crf)
+        self.restore_method, self.hqs_lam, self.crf = restore, float(hqs_lam), crf
         self.basis, self.kernel_size, self.depth, self.rl_iters = basis, kernel_size, depth, rl_iters
         self.encoder = _Encoder(width, depth)
         self.mixing_decoder = _MixingDecoder(self.encoder.chans, width, basis)
@@ -220,11 +236,19 @@ class KernelBasisNet(nn.Module):
         """sum_b mixing_b * (kernels_b conv sharp); see :func:`blurtools.losses.reblur.reblur`."""
         return KernelBasisOperator(kernels, mixing).apply(sharp)
 
+    @staticmethod
+    def mean_kernel(kernels: torch.Tensor, mixing: torch.Tensor) -> torch.Tensor:
+        """The image's blur as one kernel: sum_b mean(mixing_b) kernels_b, (B, 1, ks, ks), summing to 1."""
+        return torch.einsum("bk,bkij->bij", mixing.mean(dim=(2, 3)), kernels)[:, None]
+
     def restore(self, blurry: torch.Tensor, kernels: torch.Tensor, mixing: torch.Tensor) -> torch.Tensor:
-        """Restore with given kernels and mixing (``rl_iters`` Richardson-Lucy steps).
+        """Restore with given kernels and mixing: ``rl_iters`` Richardson-Lucy steps, or HQS (``restore``).
 
         Clipped to [0, 1] in eval mode only, so that training gradients reach pixels that overshoot.
         """
+        if self.restore_method == "hqs":
+            k = self.mean_kernel(kernels, mixing)
+            return from_linear(hqs_deconv(to_linear(blurry, self.crf), k, lam=self.hqs_lam), self.crf)
         out = richardson_lucy(blurry, kernels, mixing, self.rl_iters)
         return out if self.training else out.clamp(0, 1)
 
