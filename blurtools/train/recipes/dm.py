@@ -3,6 +3,12 @@
 One stage, all parameters, a pixel loss on the middle sharp frame. The default is L1; ``mse``,
 ``charbonnier`` and a VGG ``perceptual`` term (relu2_2 + relu3_3) can be mixed in with
 ``--loss-weight name=value`` (the engine builds the VGG loss only when its weight is > 0).
+
+``--loss-weight shift=R`` (R > 0, pixels) compares against the middle frame moved by the integer
+translation within R that best matches the prediction (:mod:`blurtools.losses.shift_tolerant`): for still
+photos on random camera-shake trajectories the blurry image does not tell where the mid-exposure position
+lies inside the blur, and a plain pixel loss then rewards staying blurry. 0 (the default) is the paper's
+plain loss.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import torch
 
 from blurtools.errors import BlurtoolsError
 from blurtools.losses.pixel import charbonnier, l1, mse
+from blurtools.losses.shift_tolerant import align_target
 from blurtools.train.recipe import ObjectiveContext, Recipe, Stage
 
 
@@ -37,6 +44,9 @@ def objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.Tensor]:
     target = middle_target(batch, "dm")
     pred = model(batch["blurry"])
     w = ctx.weights
+    radius = int(w.get("shift", 0.0))
+    if radius > 0:
+        target, pred = align_target(pred, target, radius)
     out: Dict[str, torch.Tensor] = {}
     loss = pred.new_zeros(())
     for key, fn in (("l1", l1), ("mse", mse), ("charbonnier", charbonnier)):
@@ -53,7 +63,7 @@ def objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.Tensor]:
 RECIPE = Recipe(
     stages=(Stage(name="main", steps_fraction=1.0, objective="main"),),
     objectives={"main": objective},
-    default_weights={"l1": 1.0, "mse": 0.0, "charbonnier": 0.0, "perceptual": 0.0},
+    default_weights={"l1": 1.0, "mse": 0.0, "charbonnier": 0.0, "perceptual": 0.0, "shift": 0.0},
     needs_vgg=("perceptual",),
     vgg_layers=("relu2_2", "relu3_3"),
 )

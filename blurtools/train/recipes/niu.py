@@ -16,7 +16,10 @@ updated once before every generator step:
   the engine builds (``vgg_layers``), or on raw 5x5 patches when no VGG is there.
 
 Weights ``content``, ``adversarial``, ``contiguous`` can be set with ``--loss-weight``; with
-``contiguous=0`` no VGG is needed.
+``contiguous=0`` no VGG is needed. ``shift=R`` (pixels, default 0) compares the content term against the
+true frames moved together by the integer translation within R that fits best
+(:mod:`blurtools.losses.shift_tolerant`: for photos on random camera-shake trajectories the blurry image
+does not fix where the sequence sits).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from blurtools.losses.adversarial import bce_discriminator_loss, bce_generator_l
 from blurtools.losses.contextual import contiguous_blurry_loss
 from blurtools.losses.order_invariant import best_order
 from blurtools.losses.pixel import mse
+from blurtools.losses.shift_tolerant import align_target
 from blurtools.models.niu import NiuDiscriminator
 from blurtools.train.recipe import ObjectiveContext, Recipe, Stage, frozen
 from blurtools.train.recipes.jin import sequence_target
@@ -48,7 +52,12 @@ def generator_objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.
     pred = best_order(model(batch["blurry"]), sharp)
     w = ctx.weights
     out: Dict[str, torch.Tensor] = {}
-    out["content"] = mse(pred, sharp)
+    radius = int(w.get("shift", 0.0))
+    if radius > 0:
+        target, aligned_pred = align_target(pred, sharp, radius)
+        out["content"] = mse(aligned_pred, target)
+    else:
+        out["content"] = mse(pred, sharp)
     loss = w.get("content", 1.0) * out["content"]
     if w.get("adversarial", 0.0) > 0:
         if ctx.critic is None:
@@ -75,7 +84,7 @@ def critic_objective(model, critic, batch, ctx: ObjectiveContext) -> Dict[str, t
 RECIPE = Recipe(
     stages=(Stage(name="adversarial", steps_fraction=1.0, objective="generator", critic_steps=1),),
     objectives={"generator": generator_objective},
-    default_weights={"content": 1.0, "adversarial": 0.001, "contiguous": 0.1},
+    default_weights={"content": 1.0, "adversarial": 0.001, "contiguous": 0.1, "shift": 0.0},
     critic=make_critic,
     critic_objective=critic_objective,
     needs_vgg=("contiguous",),
