@@ -54,24 +54,26 @@ pack stage3.h5 15 8 "$S/train-stills20" "$S/train-clips"
 R="$WORK/runs"
 V1="--val $S/heldout-stills --val-limit 8"
 V3="--val $S/heldout-stills20"
-$BT train $DM --data "$WORK/stage1.h5" $V1 --out "$R/deblur-1" --steps 3000 --batch 16 --lr 3e-4 $COMMON
-$BT train $DM --data "$WORK/stage2.h5" $V1 --out "$R/deblur-2" --steps 1750 --batch 8 --lr 5e-4 --warmup 100 \
-    --schedule constant --init "$R/deblur-1/weights.pt" $COMMON
-$BT train $DM --data "$WORK/stage3.h5" $V3 --out "$R/deblur-3" --steps 4500 --batch 8 --lr 5e-4 --warmup 100 \
-    --schedule constant --init "$R/deblur-2/weights.pt" $COMMON
-$BT train $DM --data "$WORK/stage3.h5" $V3 --out "$R/deblur-4" --steps "$DEBLUR_STEPS" --batch 8 --lr 5e-4 \
-    --warmup 100 --loss-weight shift=4 --init "$R/deblur-3/weights.pt" $COMMON
-$BT train $NIU --data "$WORK/stage1.h5" $V1 --out "$R/video-1" --steps 2500 --batch 16 --lr 3e-4 $COMMON
-VIDEO_OUT="$R/video-1"
-if [ "$VIDEO_STAGES" -ge 4 ]; then
-$BT train $NIU --data "$WORK/stage2.h5" $V1 --out "$R/video-2" --steps 500 --batch 8 --lr 5e-4 --warmup 100 \
-    --schedule constant --init "$R/video-1/weights.pt" $COMMON
-$BT train $NIU --data "$WORK/stage3.h5" $V3 --out "$R/video-3" --steps 1500 --batch 8 --lr 5e-4 --warmup 100 \
-    --schedule constant --init "$R/video-2/weights.pt" $COMMON
-$BT train $NIU --data "$WORK/stage3.h5" $V3 --out "$R/video-4" --steps "$VIDEO_STEPS" --batch 8 --lr 5e-4 \
-    --warmup 100 --loss-weight shift=4 --init "$R/video-3/weights.pt" $COMMON
-VIDEO_OUT="$R/video-4"
-fi
+# stages NAME ARCH_ARGS STEPS1 STEPS2 STEPS3 STEPS4 [LAST]: stages 1..LAST (1 or 4, default 4) above for
+# one model, into $R/NAME-1..LAST
+# (stage 1 ran 3000 steps for dm and 2500 for niu).
+stages() {
+    local name=$1 arch=$2 s1=$3 s2=$4 s3=$5 s4=$6 last=${7:-4}
+    $BT train $arch --data "$WORK/stage1.h5" $V1 --out "$R/$name-1" --steps "$s1" --batch 16 --lr 3e-4 $COMMON
+    [ "$last" -ge 4 ] || return 0
+    local k data val steps extra
+    for k in 2 3 4; do
+        data=stage3.h5 val=$V3 extra="--schedule constant"
+        [ $k = 2 ] && data=stage2.h5 val=$V1 steps=$s2
+        [ $k = 3 ] && steps=$s3
+        [ $k = 4 ] && steps=$s4 extra="--loss-weight shift=4"
+        $BT train $arch --data "$WORK/$data" $val --out "$R/$name-$k" --steps "$steps" --batch 8 --lr 5e-4 \
+            --warmup 100 $extra --init "$R/$name-$((k - 1))/weights.pt" $COMMON
+    done
+}
+stages deblur "$DM" 3000 1750 4500 "$DEBLUR_STEPS"
+stages video "$NIU" 2500 500 1500 "$VIDEO_STEPS" "$VIDEO_STAGES"
+VIDEO_OUT="$R/video-$VIDEO_STAGES"
 cp "$R/deblur-4/weights.pt" blurtools/weights/deblur.pt
 cp "$VIDEO_OUT/weights.pt" blurtools/weights/extract_video.pt
 echo "weights written: blurtools/weights/deblur.pt blurtools/weights/extract_video.pt"
