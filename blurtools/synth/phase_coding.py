@@ -87,16 +87,19 @@ class CodedExposure:
             self._spectra[(h, w)] = rfft2(self.stack, s=(fh, fw))
         return self._spectra[(h, w)]
 
-    def _buffer(self, name: str, shape: tuple, dtype: torch.dtype,
-                device: "torch.device | None" = None) -> torch.Tensor:
+    def _buffer(self, name: str, shape: tuple, dtype: torch.dtype, device: "torch.device | None" = None,
+                zero: bool = False, tag: tuple = ()) -> torch.Tensor:
         """A work tensor kept between windows (a run's windows share one size): on the CPU, allocating and
-        page-faulting ~85 MB per 720p window costs more than the transforms that fill it."""
-        key = (name, tuple(shape), dtype, device or self.device)
+        page-faulting ~85 MB per 720p window costs more than the transforms that fill it. One buffer per
+        name; ``zero`` allocates it zeroed, and ``tag`` is part of what must match for it to be reused."""
+        device = device or self.device
+        key = (name, tuple(shape), dtype, device, tag)
         buf = self._buffers.get(key)
         if buf is None:
             for old in [k for k in self._buffers if k[0] == name]:
                 del self._buffers[old]
-            buf = self._buffers[key] = torch.empty(shape, dtype=dtype, device=device or self.device)
+            make = torch.zeros if zero else torch.empty
+            buf = self._buffers[key] = make(shape, dtype=dtype, device=device)
         return buf
 
     def _padded(self, x: torch.Tensor, pads: Tuple[int, int, int, int], fh: int, fw: int) -> torch.Tensor:
@@ -112,22 +115,17 @@ class CodedExposure:
         else:
             mode = self.pad
         hp, wp = h + top + bottom, w + left + right
-        key = ("padded", (k, c, h, w, fh, fw), x.dtype, x.device)
-        buf = self._buffers.get(key)
-        if buf is None:  # kept between windows like _buffer's; regions never written stay zero
-            for old in [k_ for k_ in self._buffers if k_[0] == "padded"]:
-                del self._buffers[old]
-            buf = self._buffers[key] = x.new_zeros(k, c, fh, fw)
+        # zeroed once; the frame size is part of the key, so regions never written stay zero (and the
+        # border bands of "zeros" padding need no writes at all)
+        buf = self._buffer("padded", (k, c, fh, fw), x.dtype, x.device, zero=True, tag=(h, w))
         buf[..., top:top + h, left:left + w] = x
         body = buf[..., :hp, :]
-        if mode == "zeros":
-            pass  # the border bands were zeroed at allocation and are never written
-        elif mode == "reflect":  # mirror without repeating the edge sample, like F.pad(mode="reflect")
+        if mode == "reflect":  # mirror without repeating the edge sample, like F.pad(mode="reflect")
             body[..., :top, left:left + w] = x[..., 1:top + 1, :].flip(-2)
             body[..., top + h:, left:left + w] = x[..., h - 1 - bottom:h - 1, :].flip(-2)
             body[..., :, :left] = body[..., :, left + 1:2 * left + 1].flip(-1)
             body[..., :, left + w:wp] = body[..., :, left + w - 1 - right:left + w - 1].flip(-1)
-        else:  # replicate
+        elif mode == "replicate":
             body[..., :top, left:left + w] = x[..., :1, :]
             body[..., top + h:, left:left + w] = x[..., h - 1:, :]
             body[..., :, :left] = body[..., :, left:left + 1]
