@@ -44,17 +44,12 @@ def align_target(pred: torch.Tensor, target: torch.Tensor, radius: int) -> Tuple
         return target, pred
     inner = pred[..., r:h - r, r:w - r]
     b = pred.shape[0]
+    shifts = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
     with torch.no_grad():
         p = inner.detach()
-        best = torch.full((b,), float("inf"), device=pred.device)
-        choice = torch.zeros(b, 2, dtype=torch.long, device=pred.device)
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                cand = target[..., r + dy:h - r + dy, r + dx:w - r + dx]
-                err = (cand - p).abs().reshape(b, -1).mean(dim=1)
-                better = err < best
-                best = torch.where(better, err, best)
-                choice[better] = torch.tensor([dy, dx], device=pred.device)
-    aligned = torch.stack([target[i, ..., r + int(dy):h - r + int(dy), r + int(dx):w - r + int(dx)]
-                           for i, (dy, dx) in enumerate(choice.tolist())])
+        errors = torch.stack([(target[..., r + dy:h - r + dy, r + dx:w - r + dx] - p).abs().reshape(b, -1).mean(1)
+                              for dy, dx in shifts])                      # (shifts, B)
+        choice = [shifts[i] for i in errors.argmin(dim=0).tolist()]
+    aligned = torch.stack([target[i, ..., r + dy:h - r + dy, r + dx:w - r + dx]
+                           for i, (dy, dx) in enumerate(choice)])
     return aligned, inner
