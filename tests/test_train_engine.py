@@ -152,9 +152,25 @@ def test_bad_knobs(dataset, tmp_path):
         train(_cfg(dataset, tmp_path / "c", patch=64), tiny.TinyNet, tiny.TINY)
 
 
-def test_epochs_and_amp_on_cpu(dataset, tmp_path):
+def test_epochs_and_amp_on_cpu(dataset, tmp_path, monkeypatch):
+    seen = []
+    forward = tiny.TinyNet.forward
+
+    def recording(self, blurry):
+        if self.training:
+            seen.append(self.head(blurry).dtype)
+        return forward(self, blurry)
+
+    monkeypatch.setattr(tiny.TinyNet, "forward", recording)
     res = train(_cfg(dataset, tmp_path / "run", steps=None, epochs=2, amp="bf16"), tiny.TinyNet, tiny.TINY)
     assert res.total_steps == 6 and res.finished  # 2 passes over 6 samples at batch 2
+    # bf16 autocast on the CPU: convolutions run in bfloat16, the weights stay float32
+    assert seen and set(seen) == {torch.bfloat16}
+    w = torch.load(res.weights, weights_only=True)["state_dict"]
+    assert all(v.dtype == torch.float32 for v in w.values() if v.is_floating_point())
+    seen.clear()
+    train(_cfg(dataset, tmp_path / "fp16", steps=2, amp="fp16"), tiny.TinyNet, tiny.TINY)
+    assert set(seen) == {torch.float32}  # fp16 is CUDA only: float32 on the CPU
 
 
 def test_schedules_and_stage_plan():

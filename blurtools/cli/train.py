@@ -151,7 +151,7 @@ def command(
     save_every: Optional[int] = typer.Option(None, "--save-every", help="Write last.pt every N steps (default 1000)."),
     val_crop: Optional[int] = typer.Option(None, "--val-crop", help="Centre-crop validation images to this side (default 256; 0 = whole)."),
     val_limit: Optional[int] = typer.Option(None, "--val-limit", help="Validate on the first N samples only (default 0 = all)."),
-    amp: Optional[str] = typer.Option(None, "--amp", help="none|bf16|fp16 mixed precision (CUDA only; default none)."),
+    amp: Optional[str] = typer.Option(None, "--amp", help="none|bf16|fp16 mixed precision (default none). bf16 also runs on CPUs, fast on those with bf16 instructions (AVX512-BF16, AMX); fp16 is CUDA only."),
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="Channels-last memory on CUDA (default on)."),
     preload: Optional[bool] = typer.Option(None, "--preload/--no-preload", help="Decode the whole training set into memory once."),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Flips, rotations, time reversal on top of the crops (default on)."),

@@ -69,7 +69,7 @@ class TrainConfig:
         val_every / log_every / save_every: in steps.
         val_crop: validation images are centre-cropped to this square side (0 = whole images).
         val_limit: validate on the first N samples only (0 = all).
-        amp: "none", "bf16" or "fp16" (CUDA only; a no-op with a logged note on the CPU).
+        amp: "none", "bf16" (CUDA or CPU autocast) or "fp16" (CUDA only; float32 with a logged note on the CPU).
         channels_last: use channels-last memory on CUDA.
         device: auto|cpu|cuda|cuda:N (under torchrun, each process takes cuda:LOCAL_RANK).
         preload: decode the whole training set into memory once, so loading is never the bottleneck.

@@ -89,7 +89,9 @@ class _Trainer:
         self.device = info.device
         self.cuda = self.device.type == "cuda"
         self.out = Path(cfg.out)
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if self.cuda else None
+        # bf16 autocast runs on CPUs too (fast where the CPU has bf16 instructions: AVX512-BF16, AMX);
+        # fp16 needs CUDA's loss scaling
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16 if self.cuda else None}.get(cfg.amp)
         self.best_psnr: Optional[float] = None
         self.last_val: Optional[Dict[str, float]] = None
         self.sums: Dict[str, torch.Tensor] = {}
@@ -146,8 +148,8 @@ class _Trainer:
             raise BlurtoolsError(f"{cfg.data}: samples hold {self.frames} sharp frames but model {cfg.model} "
                                  f"makes {getattr(self.model, 'frames', None)}; set --model-arg frames={self.frames} or use other data")
         self.critic = recipe.critic(dict(self.model.model_args)) if recipe.critic is not None else None
-        if not self.cuda and cfg.amp != "none":
-            log.info("--amp %s is a CUDA feature; training in float32 on the CPU", cfg.amp)
+        if not self.cuda and cfg.amp == "fp16":
+            log.info("--amp fp16 is a CUDA feature; training in float32 on the CPU (--amp bf16 runs on CPUs)")
         if self.cuda and cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.model.to(self.device)
