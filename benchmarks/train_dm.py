@@ -8,7 +8,7 @@ throughput: samples/s of the full training step (forward, loss, backward, Adam, 
 published size (about 4.7M parameters, 17.9 MB) on 256x256 crops, through the real engine with the data
 preloaded (decoded once into memory), so the loader is not the bottleneck; the loader's own rate is
 printed next to it to show that. Each setting runs 2k steps and reports the second window of k steps
-(the first holds the warm-up). On CUDA, --amp none,bf16 compares float32 with bfloat16 autocast.
+(the first holds the warm-up). --amp none,bf16 compares float32 with bfloat16 autocast (CUDA, or the CPU where it has bf16 instructions).
 
 real: a sample set made by `blur-synth --stills` from scikit-image's sample photos (camera-shake
 trajectories), split by photo into training and validation, then dm (a reduced width, so a few CPU minutes
