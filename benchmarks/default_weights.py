@@ -14,6 +14,10 @@ default weights and with `--model classical`, and scores everything with `blurto
   7 times; the gate is default >= baseline + 1 dB and default > classical.
 
     .venv/bin/python benchmarks/default_weights.py [--work DIR] [--per-still 3] [--device cpu]
+        [--deblur-weights RUN/weights.pt] [--video-weights RUN/weights.pt]
+
+The two weights options score a candidate checkpoint in place of the shipped one (a fresh --work then,
+since finished outputs are kept).
 """
 
 from __future__ import annotations
@@ -50,14 +54,20 @@ def repeat_blurry(set_dir: Path, out: Path, frames: int) -> None:
             shutil.copy(blurry, folder / f"{k:04d}.png")
 
 
-def evaluate(name: str, set_dir: Path, work: Path, device: str) -> dict:
+def model_args(model: str, weights: "Path | None") -> list:
+    """``--model default`` (the shipped weights), or ``--weights PATH`` for a candidate checkpoint."""
+    return ["--weights", str(weights)] if model == "default" and weights else ["--model", model]
+
+
+def evaluate(name: str, set_dir: Path, work: Path, device: str, deblur_weights: "Path | None" = None,
+             video_weights: "Path | None" = None) -> dict:
     row = {"set": name}
     blurry = set_dir / "blurry"
     row["blurry"] = score(blurry, set_dir)
     row["blurry_aligned"] = score(blurry, set_dir, align=True)
     for model in ("default", "classical"):
         out = work / f"{name}-deblur-{model}"
-        bt("deblur", str(blurry), "-o", str(out), "--model", model, "--device", device, "--quiet")
+        bt("deblur", str(blurry), "-o", str(out), *model_args(model, deblur_weights), "--device", device, "--quiet")
         row[f"deblur_{model}"] = score(out, set_dir)
         row[f"deblur_{model}_aligned"] = score(out, set_dir, align=True)
     rep = work / f"{name}-repeat"
@@ -65,7 +75,8 @@ def evaluate(name: str, set_dir: Path, work: Path, device: str) -> dict:
     row["video_repeat"] = score(rep, set_dir, video=True)
     for model in ("default", "classical"):
         out = work / f"{name}-video-{model}"
-        bt("extract-video", str(blurry), "-o", str(out), "--format", "png", "--model", model, "--device", device, "--quiet")
+        bt("extract-video", str(blurry), "-o", str(out), "--format", "png", *model_args(model, video_weights),
+           "--device", device, "--quiet")
         row[f"video_{model}"] = score(out, set_dir, video=True)
     return row
 
@@ -77,6 +88,10 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data", type=Path, default=ROOT / ".weights-data" / "dev",
                     help="development data from scripts/dev_data.py (made when missing)")
+    ap.add_argument("--deblur-weights", type=Path, default=None,
+                    help="score this checkpoint as the default deblur instead of the shipped one")
+    ap.add_argument("--video-weights", type=Path, default=None,
+                    help="score this checkpoint as the default extract-video instead of the shipped one")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bt-gates-"))
     if not (args.data / "photos" / "heldout").is_dir():
@@ -93,7 +108,7 @@ def main() -> None:
         bt("blur-synth", str(args.data / "clips" / "heldout" / "carphone"), "-n", "7", "--stride", "7", "--seed", "4",
            "-o", str(d), "--quiet")
     sets["carphone-clip"] = d
-    rows = [evaluate(name, d, work, args.device) for name, d in sets.items()]
+    rows = [evaluate(name, d, work, args.device, args.deblur_weights, args.video_weights) for name, d in sets.items()]
     print(f"held-out sets in {work}")
     print(f"{'set':<22} {'blurry':>8} {'deblur':>8} {'classic':>8} | {'repeat':>8} {'video':>8} {'classic':>8}  (PSNR dB)")
     for r in rows:
