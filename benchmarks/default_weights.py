@@ -16,8 +16,7 @@ default weights and with `--model classical`, and scores everything with `blurto
     .venv/bin/python benchmarks/default_weights.py [--work DIR] [--per-still 3] [--device cpu]
         [--deblur-weights RUN/weights.pt] [--video-weights RUN/weights.pt]
 
-The two weights options score a candidate checkpoint in place of the shipped one (a fresh --work then,
-since finished outputs are kept).
+The two weights options score a candidate checkpoint in place of the shipped one.
 """
 
 from __future__ import annotations
