@@ -2,7 +2,7 @@
 # Reproduce the shipped default weights (`make weights`): development data from PyPI packages ->
 # blur-synth -> pack-h5 -> train (dm for deblur, niu for extract-video) -> blurtools/weights/*.pt.
 #
-# The shipped files came from three stages, each starting from the previous stage's weights
+# The shipped files came from these stages, each starting from the previous stage's weights
 # (blurtools/weights/MODEL_CARD.md):
 #   1. photos on <= 40 px shakes + clip windows, batch 16, lr 3e-4 cosine  (dm 3000, niu 2500 steps)
 #   2. the same sets cut into twice the patches, batch 8, lr 5e-4           (dm 1750 steps)
@@ -18,6 +18,7 @@
 # the loss changed; their rates were still within 6% of 5e-4, which the constant schedule here reproduces.
 #
 #   WORK=dir DEVICE=auto|cpu|cuda DEBLUR_STEPS=N VIDEO_STEPS=N VIDEO_STAGES=1|4 THREADS=N bash scripts/train_default_weights.sh
+# (DEBLUR_STEPS is stage 5's length for dm, VIDEO_STEPS stage 4's for niu.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

@@ -44,9 +44,7 @@ def objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.Tensor]:
     target = middle_target(batch, "dm")
     pred = model(batch["blurry"])
     w = ctx.weights
-    radius = int(w.get("shift", 0.0))
-    if radius > 0:
-        target, pred = align_target(pred, target, radius)
+    target, pred = align_target(pred, target, int(w.get("shift", 0.0)))  # radius 0: both unchanged
     out: Dict[str, torch.Tensor] = {}
     loss = pred.new_zeros(())
     for key, fn in (("l1", l1), ("mse", mse), ("charbonnier", charbonnier)):

@@ -16,10 +16,11 @@ updated once before every generator step:
   the engine builds (``vgg_layers``), or on raw 5x5 patches when no VGG is there.
 
 Weights ``content``, ``adversarial``, ``contiguous`` can be set with ``--loss-weight``; with
-``contiguous=0`` no VGG is needed. ``shift=R`` (pixels, default 0) compares the content term against the
-true frames moved together by the integer translation within R that fits best
-(:mod:`blurtools.losses.shift_tolerant`: for photos on random camera-shake trajectories the blurry image
-does not fix where the sequence sits).
+``contiguous=0`` no VGG is needed. ``shift=R`` (pixels, default 0: the paper's loss) compares the content
+term against the true frames moved together by the integer translation within R that fits best
+(:mod:`blurtools.losses.shift_tolerant`). Unlike the middle frame alone, the whole sequence is pinned by
+the blurry image (its frames average to it), so this mainly forgives a network that is still learning
+where the path lies; for the shipped weights it did not help (blurtools/weights/MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -52,12 +53,8 @@ def generator_objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.
     pred = best_order(model(batch["blurry"]), sharp)
     w = ctx.weights
     out: Dict[str, torch.Tensor] = {}
-    radius = int(w.get("shift", 0.0))
-    if radius > 0:
-        target, aligned_pred = align_target(pred, sharp, radius)
-        out["content"] = mse(aligned_pred, target)
-    else:
-        out["content"] = mse(pred, sharp)
+    target, pred_inner = align_target(pred, sharp, int(w.get("shift", 0.0)))  # radius 0: both unchanged
+    out["content"] = mse(pred_inner, target)
     loss = w.get("content", 1.0) * out["content"]
     if w.get("adversarial", 0.0) > 0:
         if ctx.critic is None:
