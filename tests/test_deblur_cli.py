@@ -92,6 +92,20 @@ def test_folder_tree_glob_16bit_and_gray(tmp_path, ckpts):
         ["a.png", "sub/b.png", "sub/c.png"]
 
 
+def test_refine_is_recorded_and_can_be_switched_off(tmp_path, ckpts):
+    _img(tmp_path / "a.png", h=64, w=64)
+    assert run(tmp_path / "a.png", "-o", tmp_path / "r.png", "--weights", ckpts / "dm.pt").returncode == 0
+    rec = json.loads(_text(tmp_path / "r.png")["blurtools"])
+    assert rec["options"]["refine"] == "classical" and rec["model"]["refine"]["kernel_method"] == "multiscale"
+    assert rec["model"]["refine"]["crf"] == "gamma:2.2"
+    res = run(tmp_path / "a.png", "-o", tmp_path / "n.png", "--weights", ckpts / "dm.pt", "--refine", "none")
+    assert res.returncode == 0, res.stderr
+    rec = json.loads(_text(tmp_path / "n.png")["blurtools"])
+    assert rec["options"]["refine"] == "none" and "refine" not in rec["model"]
+    res = run(tmp_path / "a.png", "-o", tmp_path / "x.png", "--weights", ckpts / "dm.pt", "--refine", "wiener")
+    assert res.returncode == 2 and "--refine wiener" in res.stderr and not (tmp_path / "x.png").exists()
+
+
 def test_batching_and_tiling_do_not_change_results_much(tmp_path, ckpts):
     for i in range(3):
         _img(tmp_path / "in" / f"{i}.png", seed=i)
@@ -114,7 +128,8 @@ def test_classical_needs_no_weights_and_kernel_deconvolves(tmp_path):
     blurry = fft_conv2d(sharp, k, mode="same", pad="reflect").clamp(0, 1)[0]
     write_image(tmp_path / "b.png", blurry, bits=16)
     write_kernel(tmp_path / "k.png", k)
-    res = run(tmp_path / "b.png", "-o", tmp_path / "nb.png", "--kernel", tmp_path / "k.png", "--quiet")
+    # blurred in the stored values, not in linear light: --crf linear says so
+    res = run(tmp_path / "b.png", "-o", tmp_path / "nb.png", "--kernel", tmp_path / "k.png", "--crf", "linear", "--quiet")
     assert res.returncode == 0, res.stderr
     out = torch.from_numpy(read_array(tmp_path / "nb.png").astype(np.float32) / 65535).permute(2, 0, 1)
 

@@ -19,7 +19,8 @@ ModelOption = typer.Option("default", "--model", help="default (the weights ship
 WeightsOption = typer.Option(None, "--weights", help="A checkpoint written by `blurtools train` (weights.pt, best.pt or last.pt) to use instead of the shipped weights.")
 KernelOption = typer.Option(None, "--kernel", help="Blur kernel image (gray PNG, any size): non-blind classical deconvolution with it.")
 KernelSizeOption = typer.Option(63, "--kernel-size", help="Classical: the longest blur, in pixels, the kernel estimate may have.")
-KernelMethodOption = typer.Option("linear", "--kernel-method", help="Classical: linear (straight motion: length and angle) or multiscale (a general kernel, coarse to fine).")
+KernelMethodOption = typer.Option("multiscale", "--kernel-method", help="Classical: multiscale (a general kernel, coarse to fine; the default), linear (straight motion: length and angle) or auto.")
+CrfOption = typer.Option("gamma:2.2", "--crf", help="Classical: the camera response undone before the kernel is estimated and the image deconvolved (blur happens in linear light): gamma:G, srgb, or linear (work on the values as stored).")
 DeconvOption = typer.Option("hqs", "--deconv", help="Classical: hqs (sparse gradients; best), wiener (fastest) or rl (Richardson-Lucy).")
 TileOption = typer.Option(None, "--tile", help="Largest window side in pixels for tiled inference (bounded memory); 0 = whole images (default: 512 on the CPU, 1024 on a GPU).")
 OverlapOption = typer.Option(32, "--overlap", help="Smallest overlap of neighbouring windows, blended without seams.")
@@ -28,6 +29,7 @@ AmpOption = typer.Option(False, "--amp", help="bfloat16 autocast on CUDA (faster
 SkipOption = typer.Option(False, "--skip-existing", help="Leave outputs that exist already (resume an interrupted run).")
 KeepGoingOption = typer.Option(False, "--keep-going", help="Skip inputs that fail (listed on stderr and in meta.json) instead of stopping; exit status 1 at the end.")
 JsonOption = typer.Option(False, "--json", help="Print the run summary as JSON.")
+RefineOption = typer.Option("classical", "--refine", help="Networks: classical (blend in the classical deconvolution where the network sees blur; see MODEL_CARD.md) or none (the network's result alone).")
 
 
 def resolve_runtime(device: str, tile: Optional[int], overlap: int, batch: Optional[int]) -> Any:
@@ -51,7 +53,8 @@ def resolve_runtime(device: str, tile: Optional[int], overlap: int, batch: Optio
 
 
 def build_predictor(kind: str, model: str, weights: Optional[Path], kernel: Optional[Path], kernel_size: int,
-                    kernel_method: str, deconv: str, dev: Any, amp: bool) -> Any:
+                    kernel_method: str, deconv: str, dev: Any, amp: bool, crf: str = "gamma:2.2",
+                    refine: str = "none") -> Any:
     from blurtools.infer.loading import load_predictor
 
     k = None
@@ -61,7 +64,7 @@ def build_predictor(kind: str, model: str, weights: Optional[Path], kernel: Opti
         k = read_kernel(kernel)
     return load_predictor(kind, model=model, weights=weights, device=dev, kernel=k,
                           kernel_path=str(kernel) if kernel else None, method=kernel_method, max_size=kernel_size,
-                          deconv=deconv, amp=amp)
+                          deconv=deconv, amp=amp, crf=None if crf == "linear" else crf, refine=refine)
 
 
 def finish(tool: str, output: Path, outcome: Any, total: int, as_json: bool, noun: str) -> None:
@@ -89,6 +92,8 @@ def command(
     kernel_size: int = KernelSizeOption,
     kernel_method: str = KernelMethodOption,
     deconv: str = DeconvOption,
+    crf: str = CrfOption,
+    refine: str = RefineOption,
     tile: Optional[int] = TileOption,
     overlap: int = OverlapOption,
     batch: Optional[int] = BatchOption,
@@ -103,7 +108,7 @@ def command(
 ) -> None:
     """Deblur images: one file to -o FILE, or many (folders, globs) into the folder -o OUT.
 
-    Any size runs in bounded memory through overlapping windows blended without seams (--tile). 16-bit inputs give 16-bit PNGs, gray stays gray. Folder outputs are PNGs mirroring the input tree, with a meta.json that records the tool, version, options and model; every PNG also carries that record in its text chunks. Without --weights the shipped default weights are used; --model classical needs no weights, and --kernel K.png deconvolves with a known kernel.
+    Any size runs in bounded memory through overlapping windows blended without seams (--tile). 16-bit inputs give 16-bit PNGs, gray stays gray. Folder outputs are PNGs mirroring the input tree, with a meta.json that records the tool, version, options and model; every PNG also carries that record in its text chunks. Without --weights the shipped default weights are used, with the classical deconvolution blended in where the network sees blur (--refine); --model classical needs no weights, and --kernel K.png deconvolves with a known kernel.
     """
     from blurtools import __version__
     from blurtools.infer.deblur import InferOptions, deblur_files, plan_deblur, shard_jobs, write_meta
@@ -113,11 +118,12 @@ def command(
     part = parse_shard(shard)
     jobs, folder_mode = plan_deblur(inputs, output)
     jobs = shard_jobs(jobs, part)
-    predictor = build_predictor("image", model, weights, kernel, kernel_size, kernel_method, deconv, dev, amp)
+    predictor = build_predictor("image", model, weights, kernel, kernel_size, kernel_method, deconv, dev, amp, crf,
+                                refine if model != "classical" and kernel is None else "none")
     options: Dict[str, Any] = {"inputs": [str(i) for i in inputs], "output": str(output), "model": predictor.provenance["model"],
                                "weights": str(weights) if weights else None, "kernel": str(kernel) if kernel else None,
                                "tile": tile, "overlap": overlap, "batch": batch, "device": str(dev), "amp": amp,
-                               "shard": shard}
+                               "shard": shard, "refine": refine if "refine" in predictor.provenance else "none", "crf": crf}
     record = {"tool": "blurtools deblur", "version": __version__, "options": options, "model": predictor.provenance}
     opts = InferOptions(tile=tile, overlap=overlap, batch=batch, skip_existing=skip_existing, keep_going=keep_going)
     single = len(jobs) == 1          # one image: the bar counts its windows instead
@@ -137,7 +143,7 @@ MAN_EXAMPLES = [
     ("A checkpoint from `blurtools train`, big windows, split over two machines.",
      "blurtools deblur 'raw/**/*.png' -o out/ --weights runs/dm/weights.pt --tile 1024 --shard 0/2"),
     ("No weights: blind estimation of a general kernel and deconvolution.",
-     "blurtools deblur blurry.png -o sharp.png --model classical --kernel-method multiscale"),
+     "blurtools deblur blurry.png -o sharp.png --model classical"),
     ("Non-blind deconvolution with a measured kernel.", "blurtools deblur blurry.png -o sharp.png --kernel psf.png"),
 ]
 MAN_FILES = [

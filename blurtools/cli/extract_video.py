@@ -9,7 +9,7 @@ import typer
 
 from blurtools.cli.common import (DebugOption, DeviceOption, QuietOption, ShardOption, handle_errors, parse_shard,
                                   progress, run_standalone, setup_logging)
-from blurtools.cli.deblur import (AmpOption, BatchOption, DeconvOption, JsonOption, KeepGoingOption, KernelMethodOption,
+from blurtools.cli.deblur import (AmpOption, BatchOption, CrfOption, DeconvOption, JsonOption, KeepGoingOption, KernelMethodOption,
                                   KernelOption, KernelSizeOption, ModelOption, OverlapOption, SkipOption, TileOption,
                                   WeightsOption, build_predictor, finish, resolve_runtime)
 
@@ -32,6 +32,7 @@ def command(
     kernel_size: int = KernelSizeOption,
     kernel_method: str = KernelMethodOption,
     deconv: str = DeconvOption,
+    crf: str = CrfOption,
     tile: Optional[int] = TileOption,
     overlap: int = OverlapOption,
     batch: Optional[int] = BatchOption,
@@ -70,7 +71,7 @@ def command(
     part = parse_shard(shard)
     jobs, folder_mode = plan_extract(inputs, output, fmt.lower() if fmt else None)
     jobs = shard_jobs(jobs, part)
-    predictor = build_predictor("video", model, weights, kernel, kernel_size, kernel_method, deconv, dev, amp)
+    predictor = build_predictor("video", model, weights, kernel, kernel_size, kernel_method, deconv, dev, amp, crf)
     options: Dict[str, Any] = {"inputs": [str(i) for i in inputs], "output": str(output), "format": fmt,
                                "frames": frames, "fps": fps, "loop": loop, "boomerang": boomerang,
                                "sheet": str(sheet) if sheet else None, "model": predictor.provenance["model"],

@@ -260,7 +260,12 @@ def deblur_image(predictor: Predictor, image: torch.Tensor, opts: Optional[Infer
     if x.dim() != 4 or x.shape[1] not in (1, 3):
         raise UsageError(f"deblur_image: expected (C, H, W) or (B, C, H, W) with C = 1 or 3, got {tuple(image.shape)}")
     gray = x.shape[1] == 1
-    y = run_predictor(predictor, x.expand(-1, 3, -1, -1) if gray else x, opts, on_window=on_window)
+    rgb = x.expand(-1, 3, -1, -1) if gray else x
+    y = run_predictor(predictor, rgb, opts, on_window=on_window)
+    if predictor.refine is not None:
+        from blurtools.infer.refine import blend_classical
+
+        y, _ = blend_classical(rgb.to(y), y, run_predictor(predictor.refine, rgb, opts).to(y))
     y = (y.mean(1, keepdim=True) if gray else y).clamp_(0, 1)
     return y[0] if single else y
 

@@ -1,0 +1,122 @@
+"""Physics refinement of a learned deblur: blend in the classical deconvolution where the network sees blur.
+
+The shipped deblur network removes some blur but leaves much of a long camera-shake streak; the classical
+method (a blind kernel estimated in linear light, then deconvolution in linear light) recovers more detail
+on uniform blur but rings where its kernel is wrong, and on nearly sharp or locally moving content
+(a person in a static room) it does damage. Their errors differ, so a blend beats both on camera shake
+(measured by ``benchmarks/default_weights.py``; numbers in ``blurtools/weights/MODEL_CARD.md``).
+
+:func:`blend_classical` per image:
+
+1. **Is there blur to remove?** The network's own correction tells: ``change_db`` is the PSNR between its
+   output and the input. The network was trained on blurred/sharp pairs including nearly static clip
+   windows, and leaves sharp content alone (held-out carphone clip: 43-46 dB; camera-shake photos 23-35 dB).
+   The classical share falls linearly from ``weight`` at ``sharp_db - ramp_db`` to 0 at ``sharp_db``.
+2. **Register.** The classical result sits where its kernel's centroid puts it, the network's where the
+   network put it (a blurry image does not say where inside the blur the mid-exposure lies). The classical
+   result is moved onto the network's by the translation :func:`blurtools.metrics.align.align` finds
+   (on a central crop of at most 1024 px, luma), so the blend does not double edges.
+3. **Blend** ``(1 - w) * learned + w * classical``; pixels the moved classical image does not cover keep
+   the network's values.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import List
+
+import torch
+
+from blurtools.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RefineInfo", "blend_classical", "correction_db", "classical_share"]
+
+WEIGHT = 0.7        # the classical share on clearly blurred images (0.5 and 0.7 tried; 0.7 scored best)
+SHARP_DB = 40.0     # a network correction smaller than this (PSNR above it) means: nothing to deblur
+RAMP_DB = 4.0       # the share falls to 0 over this many dB below SHARP_DB
+_ALIGN_SIDE = 1024  # the registration looks at a central crop at most this big
+
+
+@dataclass
+class RefineInfo:
+    """What the blend did to one image (recorded in logs and provenance)."""
+
+    change_db: float    # PSNR (dB) between the network's output and the input
+    share: float        # the classical share used, in [0, 1]
+    dx: float           # the translation applied to the classical result (px, right)
+    dy: float           # (px, down)
+    aligned: bool       # False: registration failed and the network's result was kept
+
+
+def correction_db(learned: torch.Tensor, blurry: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB, peak 1) between (B, C, H, W) images in [0, 1], per image: how much the network changed."""
+    mse = ((learned.double() - blurry.double()) ** 2).mean(dim=(1, 2, 3)).clamp(min=1e-12)
+    return -10 * torch.log10(mse)
+
+
+def classical_share(change_db: float, weight: float = WEIGHT, sharp_db: float = SHARP_DB,
+                    ramp_db: float = RAMP_DB) -> float:
+    """The classical share for a network correction of ``change_db``: ``weight`` below the ramp, 0 above."""
+    if ramp_db <= 0:
+        return weight if change_db < sharp_db else 0.0
+    return float(weight * min(max((sharp_db - change_db) / ramp_db, 0.0), 1.0))
+
+
+def _centre_crop(x: torch.Tensor, side: int) -> torch.Tensor:
+    H, W = x.shape[-2:]
+    t, l = max((H - side) // 2, 0), max((W - side) // 2, 0)
+    return x[..., t:t + min(H, side), l:l + min(W, side)]
+
+
+def blend_classical(blurry: torch.Tensor, learned: torch.Tensor, classical: torch.Tensor,
+                    weight: float = WEIGHT, sharp_db: float = SHARP_DB, ramp_db: float = RAMP_DB
+                    ) -> "tuple[torch.Tensor, List[RefineInfo]]":
+    """Blend the classical deblur into the learned one where the network saw blur; see the module docstring.
+
+    Args:
+        blurry, learned, classical: (B, 3, H, W) float in [0, 1], same shape, one device.
+        weight: the classical share on clearly blurred images, in [0, 1].
+        sharp_db, ramp_db: where the share starts to fall and how fast (dB of the network's correction).
+
+    Returns:
+        ``(blended, infos)``: (B, 3, H, W) in [0, 1] and one :class:`RefineInfo` per image.
+
+    Example::
+
+        >>> out, infos = blend_classical(blurry, net(blurry), classical_deblur(blurry, crf="gamma:2.2"))
+    """
+    from blurtools.metrics.align import align
+    from blurtools.ops.warp import shift
+
+    if not (blurry.shape == learned.shape == classical.shape) or blurry.dim() != 4:
+        raise UsageError(f"blend_classical: expected three (B, C, H, W) tensors of one shape, got "
+                         f"{tuple(blurry.shape)}, {tuple(learned.shape)}, {tuple(classical.shape)}")
+    if not 0 <= weight <= 1:
+        raise UsageError(f"blend_classical: weight must be in [0, 1], got {weight}")
+    out = learned.clone()
+    infos: List[RefineInfo] = []
+    changes = correction_db(learned, blurry)
+    for i in range(blurry.shape[0]):
+        share = classical_share(float(changes[i]), weight, sharp_db, ramp_db)
+        info = RefineInfo(float(changes[i]), 0.0, 0.0, 0.0, True)
+        if share > 0:
+            c, n = classical[i:i + 1].float(), learned[i:i + 1].float()
+            a = align(_centre_crop(c, _ALIGN_SIDE), _centre_crop(n, _ALIGN_SIDE), "translation")
+            if bool(a.ok[0]):
+                dx, dy = float(a.shift[0, 0]), float(a.shift[0, 1])
+                # the classical content sits (dx, dy) from the network's: move it back
+                moved = shift(c, -dx, -dy, mode="bicubic", padding="zeros")
+                covered = shift(torch.ones_like(c[:, :1]), -dx, -dy, mode="bilinear", padding="zeros") > 0.999
+                blend = ((1 - share) * n + share * moved).clamp(0, 1)
+                out[i:i + 1] = torch.where(covered, blend, n).to(out.dtype)
+                info = RefineInfo(float(changes[i]), share, -dx, -dy, True)
+            else:
+                info = RefineInfo(float(changes[i]), 0.0, 0.0, 0.0, False)
+                log.info("refine: image %d: classical result could not be registered (%s); network result kept",
+                         i, a.reasons[0])
+        log.debug("refine: image %d: network correction %.1f dB, classical share %.2f", i, info.change_db, info.share)
+        infos.append(info)
+    return out, infos

@@ -1,0 +1,53 @@
+"""The default deblur's physics refinement: the classical share, registration, and the blend."""
+
+import torch
+
+from blurtools.infer.refine import blend_classical, classical_share, correction_db
+from blurtools.ops.filters import gaussian_blur
+from blurtools.ops.warp import shift
+
+
+def _texture(seed=0, size=96):
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, size // 8, size // 8, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def test_share_ramps_from_weight_to_zero_as_the_network_changes_less():
+    assert classical_share(20.0) == 0.7
+    assert classical_share(36.0) == 0.7
+    assert abs(classical_share(38.0) - 0.35) < 1e-9
+    assert classical_share(40.0) == 0.0
+    assert classical_share(55.0) == 0.0
+    assert classical_share(39.0, ramp_db=0) == 0.7
+
+
+def test_sharp_input_keeps_the_network_result():
+    x = _texture()
+    net = x + 0.001 * torch.randn_like(x)          # the network barely changed it: > 40 dB
+    assert float(correction_db(net, x)[0]) > 40
+    out, infos = blend_classical(x, net, torch.rand_like(x))
+    assert torch.equal(out, net) and infos[0].share == 0.0
+
+
+def test_classical_result_is_registered_onto_the_network_result_before_blending():
+    sharp = _texture(1)
+    blurry = gaussian_blur(sharp, 3.0)
+    net = gaussian_blur(sharp, 1.0)                 # a partial deblur: a large correction
+    classical = shift(sharp, 3.0, -2.0, mode="bicubic")   # sharper, but 3 px right and 2 px up
+    out, infos = blend_classical(blurry, net, classical)
+    assert infos[0].share == 0.7 and infos[0].aligned
+    assert abs(infos[0].dx + 3.0) < 0.2 and abs(infos[0].dy - 2.0) < 0.2
+    inner = (..., slice(8, -8), slice(8, -8))
+    err = lambda a: float(((a - sharp)[inner] ** 2).mean())
+    naive = 0.3 * net + 0.7 * classical
+    assert err(out) < err(net) and err(out) < 0.5 * err(naive)
+
+
+def test_batch_images_get_their_own_share():
+    sharp = torch.cat([_texture(2), _texture(3)])
+    blurry = torch.cat([gaussian_blur(sharp[:1], 3.0), sharp[1:]])
+    net = torch.cat([gaussian_blur(sharp[:1], 1.0), sharp[1:]])
+    out, infos = blend_classical(blurry, net, sharp.clone())
+    assert infos[0].share > 0 and infos[1].share == 0
+    assert torch.equal(out[1], net[1])
