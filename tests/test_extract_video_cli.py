@@ -47,14 +47,16 @@ def _img(path, h=36, w=44, channels=3, bits=8, seed=0):
 
 def test_gif_with_boomerang_loop_and_provenance(tmp_path, ckpts):
     _img(tmp_path / "b.png")
-    res = run(tmp_path / "b.png", "-o", tmp_path / "out.gif", "--weights", ckpts / "niu.pt", "--fps", "20")
+    # the network's own frames (a refined video of this noise image holds still, and GIF merges equal frames)
+    res = run(tmp_path / "b.png", "-o", tmp_path / "out.gif", "--weights", ckpts / "niu.pt", "--fps", "20", "--refine", "none")
     assert res.returncode == 0, res.stderr
     with Image.open(tmp_path / "out.gif") as im:
         assert im.n_frames == FRAMES and im.size == (44, 36) and im.info["loop"] == 0 and im.info["duration"] == 50
         rec = json.loads(im.info["comment"])
     assert rec["tool"] == "blurtools extract-video" and rec["model"]["arch"] == "niu" and rec["frames"] == FRAMES
     assert rec["options"]["fps"] == 20 and rec["source"].endswith("b.png")
-    res = run(tmp_path / "b.png", "-o", tmp_path / "boom.gif", "--weights", ckpts / "niu.pt", "--boomerang", "--loop", "1")
+    res = run(tmp_path / "b.png", "-o", tmp_path / "boom.gif", "--weights", ckpts / "niu.pt", "--boomerang", "--loop", "1",
+              "--refine", "none")
     assert res.returncode == 0, res.stderr
     with Image.open(tmp_path / "boom.gif") as im:
         assert im.n_frames == 2 * FRAMES - 2 and "loop" not in im.info       # plays once: no loop extension
@@ -122,9 +124,22 @@ def test_classical_and_default_weights(tmp_path, ckpts, monkeypatch):
     res = run(tmp_path / "b.png", "-o", tmp_path / "d.gif")
     assert res.returncode == 1 and "default extract-video weights are missing" in res.stderr
     assert not (tmp_path / "d.gif").exists()
-    monkeypatch.setattr(loading, "default_weights_path", lambda kind: ckpts / "niu.pt")
+    monkeypatch.setattr(loading, "default_weights_path", lambda kind: ckpts / ("niu.pt" if kind == "video" else "dm.pt"))
     res = run(tmp_path / "b.png", "-o", tmp_path / "d.gif")
     assert res.returncode == 0, res.stderr
+
+
+def test_refined_video_records_the_default_deblur(tmp_path, ckpts, monkeypatch):
+    from blurtools.io.images import read_array
+
+    monkeypatch.setattr(loading, "default_weights_path", lambda kind: ckpts / ("niu.pt" if kind == "video" else "dm.pt"))
+    _img(tmp_path / "b.png", h=48, w=48)
+    assert run(tmp_path / "b.png", "-o", tmp_path / "v", "--format", "png").returncode == 0
+    frames = [read_array(f) for f in sorted((tmp_path / "v" / "b").glob("*.png"))]
+    assert len(frames) == FRAMES and frames[0].shape == (48, 48, 3)
+    rec = json.loads(Image.open(tmp_path / "v" / "b" / "0000.png").text["blurtools"])
+    assert rec["options"]["refine"] == "classical" and rec["model"]["refine"]["method"] == "default deblur"
+    assert rec["model"]["refine"]["refine"]["kernel_method"] == "multiscale"
 
 
 def test_tiled_video_matches_untiled_in_shape_and_direction(tmp_path, ckpts):

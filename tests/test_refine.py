@@ -2,7 +2,7 @@
 
 import torch
 
-from blurtools.infer.refine import blend_classical, classical_share, correction_db
+from blurtools.infer.refine import blend_classical, blend_video, blur_evidence, classical_share, correction_db
 from blurtools.ops.filters import gaussian_blur
 from blurtools.ops.warp import shift
 
@@ -51,3 +51,22 @@ def test_batch_images_get_their_own_share():
     out, infos = blend_classical(blurry, net, sharp.clone())
     assert infos[0].share > 0 and infos[1].share == 0
     assert torch.equal(out[1], net[1])
+
+
+def test_video_without_evidence_of_blur_holds_still_on_the_deblurred_image():
+    sharp = _texture(4)
+    frames = torch.stack([shift(sharp, float(t), 0.0, mode="bicubic")[0] for t in range(-2, 3)])
+    out = blend_video(frames.clone(), sharp, evidence=0.0)
+    assert torch.allclose(out, sharp.expand_as(out))
+    assert blur_evidence(45.0) == 0.0 and blur_evidence(30.0) == 1.0
+
+
+def test_video_frames_get_the_deblurred_detail_where_they_are():
+    sharp = _texture(5)
+    truth = torch.stack([shift(sharp, float(t), 0.0, mode="bicubic")[0] for t in (-3, 0, 3)])
+    frames = gaussian_blur(truth, 1.5)                          # the network's frames: right place, soft
+    out = blend_video((frames * 255).round().to(torch.uint8), sharp, evidence=1.0, weight=0.5)
+    assert out.dtype == torch.uint8
+    inner = (..., slice(8, -8), slice(8, -8))
+    err = lambda a: float(((a.float() / 255 - truth)[inner] ** 2).mean())
+    assert err(out) < 0.6 * err((frames * 255).round())

@@ -33,6 +33,7 @@ def command(
     kernel_method: str = KernelMethodOption,
     deconv: str = DeconvOption,
     crf: str = CrfOption,
+    refine: str = typer.Option("classical", "--refine", help="Networks: classical (sharpen every frame with the default deblur, network and classical; a still video where the deblur network sees no blur) or none (the video network alone)."),
     tile: Optional[int] = TileOption,
     overlap: int = OverlapOption,
     batch: Optional[int] = BatchOption,
@@ -71,13 +72,14 @@ def command(
     part = parse_shard(shard)
     jobs, folder_mode = plan_extract(inputs, output, fmt.lower() if fmt else None)
     jobs = shard_jobs(jobs, part)
-    predictor = build_predictor("video", model, weights, kernel, kernel_size, kernel_method, deconv, dev, amp, crf)
+    predictor = build_predictor("video", model, weights, kernel, kernel_size, kernel_method, deconv, dev, amp, crf,
+                                refine if model != "classical" and kernel is None else "none")
     options: Dict[str, Any] = {"inputs": [str(i) for i in inputs], "output": str(output), "format": fmt,
                                "frames": frames, "fps": fps, "loop": loop, "boomerang": boomerang,
                                "sheet": str(sheet) if sheet else None, "model": predictor.provenance["model"],
                                "weights": str(weights) if weights else None, "kernel": str(kernel) if kernel else None,
                                "tile": tile, "overlap": overlap, "batch": batch, "device": str(dev), "amp": amp,
-                               "shard": shard}
+                               "shard": shard, "refine": refine if "refine" in predictor.provenance else "none", "crf": crf}
     record = {"tool": "blurtools extract-video", "version": __version__, "options": options, "model": predictor.provenance}
     opts = ExtractOptions(tile=tile, overlap=overlap, batch=batch, skip_existing=skip_existing, keep_going=keep_going,
                           frames=frames, fps=fps, loop=loop, boomerang=boomerang, sheet_height=192 if sheet else 0)

@@ -33,7 +33,8 @@ from blurtools.io.images import IMAGE_EXTENSIONS, array_to_tensor, is_image_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Job", "InferOptions", "expand_inputs", "plan_deblur", "shard_jobs", "deblur_image", "deblur_files",
+__all__ = ["Job", "InferOptions", "expand_inputs", "plan_deblur", "shard_jobs", "deblur_image", "deblur_with_evidence",
+           "deblur_files",
            "run_predictor", "read_input", "encode_png", "write_output_image", "write_meta", "read_ahead"]
 
 
@@ -252,6 +253,15 @@ def deblur_image(predictor: Predictor, image: torch.Tensor, opts: Optional[Infer
 
         sharp = deblur_image(load_predictor("image", model="classical"), read_image("photo.png"))
     """
+    return deblur_with_evidence(predictor, image, opts, on_window)[0]
+
+
+def deblur_with_evidence(predictor: Predictor, image: torch.Tensor, opts: Optional[InferOptions] = None,
+                         on_window: Optional[Callable[[int, int], None]] = None) -> Tuple[torch.Tensor, List[float]]:
+    """:func:`deblur_image`, and for each image the evidence of blur in [0, 1] the network's correction gives
+    (:func:`blurtools.infer.refine.blur_evidence`; 1 for the classical method, which always deconvolves)."""
+    from blurtools.infer.refine import blend_classical, blur_evidence, correction_db
+
     opts = opts or InferOptions()
     if predictor.kind != "image":
         raise UsageError(f"deblur_image: needs an image predictor, got a {predictor.kind} one ({predictor.name})")
@@ -262,12 +272,14 @@ def deblur_image(predictor: Predictor, image: torch.Tensor, opts: Optional[Infer
     gray = x.shape[1] == 1
     rgb = x.expand(-1, 3, -1, -1) if gray else x
     y = run_predictor(predictor, rgb, opts, on_window=on_window)
+    if predictor.is_classical:
+        evidence = [1.0] * y.shape[0]
+    else:
+        evidence = [blur_evidence(float(c)) for c in correction_db(y, rgb.to(y))]
     if predictor.refine is not None:
-        from blurtools.infer.refine import blend_classical
-
         y, _ = blend_classical(rgb.to(y), y, run_predictor(predictor.refine, rgb, opts).to(y))
     y = (y.mean(1, keepdim=True) if gray else y).clamp_(0, 1)
-    return y[0] if single else y
+    return (y[0] if single else y), evidence
 
 
 def pending_jobs(jobs: Sequence[Any], skip_existing: bool, outcome: Any,

@@ -145,7 +145,15 @@ def extract_video(predictor: Predictor, image: torch.Tensor, opts: Optional[Extr
         raise UsageError(f"--frames {opts.frames}: must be >= 1")
     x = image.expand(3, -1, -1)[None]
     out = run_predictor(predictor, x, opts, frames=opts.frames, out_dtype=out_dtype, on_window=on_window)[0]
-    return out if out_dtype == torch.uint8 else out.clamp_(0, 1)
+    if out_dtype != torch.uint8:
+        out.clamp_(0, 1)
+    if predictor.refine is not None:
+        from blurtools.infer.deblur import deblur_with_evidence
+        from blurtools.infer.refine import blend_video
+
+        sharp, evidence = deblur_with_evidence(predictor.refine, x, opts)
+        blend_video(out, sharp, evidence[0])
+    return out
 
 
 def sequence_for_output(frames: torch.Tensor, boomerang: bool) -> torch.Tensor:

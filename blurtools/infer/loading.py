@@ -79,8 +79,8 @@ class Predictor:
         multiple: window sizes handed to the model are multiples of this.
         amp: run CUDA windows under bfloat16 autocast.
         classical: options of the classical method (kernel, method, max_size, deconv, strength, crf).
-        refine: image networks only: the classical predictor whose result :mod:`blurtools.infer.refine`
-            blends into the network's, or None.
+        refine: networks only: what :mod:`blurtools.infer.refine` blends into the network's result (image:
+            the classical predictor; video: the default deblur predictor), or None.
         provenance: what to record in outputs (model, weights file and digest, arch, model_args...).
     """
 
@@ -210,10 +210,11 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
             file for the record). Implies the classical method; contradicts ``weights``.
         method, max_size, deconv, strength, crf: classical options (see :mod:`blurtools.infer.classical`).
         amp: bfloat16 autocast for learned models on CUDA.
-        refine: image networks: ``"classical"`` (the default there) blends the classical deconvolution into
-            the network's result where the network sees blur (:mod:`blurtools.infer.refine`, with
-            ``REFINE_CLASSICAL``'s options); ``"none"`` keeps the network's result as it is. Video: only
-            ``"none"``.
+        refine: networks only; ``"classical"`` (the default) or ``"none"`` (the network's result as it is).
+            Image: blend the classical deconvolution (``REFINE_CLASSICAL``'s options) into the network's
+            result where the network sees blur. Video: sharpen every frame with the default deblur's result
+            (network and classical), and hold the video still where the deblur network sees no blur
+            (:mod:`blurtools.infer.refine`).
 
     Raises:
         UsageError: contradictory choices. BlurtoolsError: missing default weights, unreadable or
@@ -221,9 +222,9 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
     """
     if kind not in DEFAULT_WEIGHTS:
         raise UsageError(f"load_predictor: kind must be 'image' or 'video', got {kind!r}")
-    refine = refine or ("classical" if kind == "image" else "none")
-    if refine not in REFINES or (kind == "video" and refine != "none"):
-        raise UsageError(f"--refine {refine}: choose one of {', '.join(REFINES if kind == 'image' else ('none',))}")
+    refine = refine or "classical"
+    if refine not in REFINES:
+        raise UsageError(f"--refine {refine}: choose one of {', '.join(REFINES)}")
     if model not in MODELS:
         raise UsageError(f"--model {model}: choose one of {', '.join(MODELS)} (or give --weights PATH)")
     if isinstance(device, str):
@@ -276,5 +277,11 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
     if kind == "image" and refine == "classical":
         refiner = load_predictor("image", model="classical", device=device, **REFINE_CLASSICAL)
         prov["refine"] = {"method": "classical", **refiner.provenance}
+    elif kind == "video" and refine == "classical":
+        if default_weights_path("image").is_file():
+            refiner = load_predictor("image", model="default", device=device, amp=amp, refine="classical")
+            prov["refine"] = {"method": "default deblur", **refiner.provenance}
+        else:
+            log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
     return Predictor(kind, prov["arch"] or "model", device, net, getattr(net, "frames", None) if kind == "video" else None,
                      multiple=multiple, amp=bool(amp), refine=refiner, provenance=prov)

@@ -15,7 +15,7 @@ on uniform blur but rings where its kernel is wrong, and on nearly sharp or loca
 2. **Register.** The classical result sits where its kernel's centroid puts it, the network's where the
    network put it (a blurry image does not say where inside the blur the mid-exposure lies). The classical
    result is moved onto the network's by the translation :func:`blurtools.metrics.align.align` finds
-   (on a central crop of at most 1024 px, luma), so the blend does not double edges.
+   (on a central crop of at most 512 px, luma), so the blend does not double edges.
 3. **Blend** ``(1 - w) * learned + w * classical``; pixels the moved classical image does not cover keep
    the network's values.
 """
@@ -32,12 +32,13 @@ from blurtools.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RefineInfo", "blend_classical", "correction_db", "classical_share"]
+__all__ = ["RefineInfo", "blend_classical", "blend_video", "correction_db", "blur_evidence", "classical_share"]
 
-WEIGHT = 0.7        # the classical share on clearly blurred images (0.5 and 0.7 tried; 0.7 scored best)
+WEIGHT = 0.7        # the classical share on clearly blurred images (0.3, 0.5 and 0.7 tried; 0.7 scored best)
+VIDEO_WEIGHT = 0.5  # the deblurred image's share in every video frame (0.5, 0.7 and 1 tried; 0.5 scored best)
 SHARP_DB = 40.0     # a network correction smaller than this (PSNR above it) means: nothing to deblur
 RAMP_DB = 4.0       # the share falls to 0 over this many dB below SHARP_DB
-_ALIGN_SIDE = 1024  # the registration looks at a central crop at most this big
+_ALIGN_SIDE = 512   # the registration looks at a central crop at most this big (a 1024 crop took 4x the time)
 
 
 @dataclass
@@ -57,12 +58,37 @@ def correction_db(learned: torch.Tensor, blurry: torch.Tensor) -> torch.Tensor:
     return -10 * torch.log10(mse)
 
 
+def blur_evidence(change_db: float, sharp_db: float = SHARP_DB, ramp_db: float = RAMP_DB) -> float:
+    """How sure the network is that there is blur: 1 below the ramp, 0 at ``sharp_db`` and above, linear between."""
+    if ramp_db <= 0:
+        return 1.0 if change_db < sharp_db else 0.0
+    return float(min(max((sharp_db - change_db) / ramp_db, 0.0), 1.0))
+
+
 def classical_share(change_db: float, weight: float = WEIGHT, sharp_db: float = SHARP_DB,
                     ramp_db: float = RAMP_DB) -> float:
     """The classical share for a network correction of ``change_db``: ``weight`` below the ramp, 0 above."""
-    if ramp_db <= 0:
-        return weight if change_db < sharp_db else 0.0
-    return float(weight * min(max((sharp_db - change_db) / ramp_db, 0.0), 1.0))
+    return float(weight * blur_evidence(change_db, sharp_db, ramp_db))
+
+
+def _register(moving: torch.Tensor, fixed: torch.Tensor) -> "tuple[torch.Tensor, torch.Tensor, float, float, str]":
+    """Move (1, C, H, W) ``moving`` onto ``fixed`` by the best translation (found on a central crop, luma).
+
+    Returns ``(moved, covered, dx, dy, reason)``: ``covered`` (1, 1, H, W) bool marks pixels the moved image
+    fills; ``dx, dy`` is the translation applied; ``reason`` is "" on success, else why it failed (then
+    ``moved`` is None).
+    """
+    from blurtools.metrics.align import align
+    from blurtools.ops.warp import shift
+
+    a = align(_centre_crop(moving, _ALIGN_SIDE), _centre_crop(fixed, _ALIGN_SIDE), "translation")
+    if not bool(a.ok[0]):
+        return None, None, 0.0, 0.0, a.reasons[0]
+    dx, dy = float(a.shift[0, 0]), float(a.shift[0, 1])
+    # moving's content sits (dx, dy) from fixed's: move it back
+    moved = shift(moving, -dx, -dy, mode="bicubic", padding="zeros")
+    covered = shift(torch.ones_like(moving[:, :1]), -dx, -dy, mode="bilinear", padding="zeros") > 0.999
+    return moved, covered, -dx, -dy, ""
 
 
 def _centre_crop(x: torch.Tensor, side: int) -> torch.Tensor:
@@ -88,9 +114,6 @@ def blend_classical(blurry: torch.Tensor, learned: torch.Tensor, classical: torc
 
         >>> out, infos = blend_classical(blurry, net(blurry), classical_deblur(blurry, crf="gamma:2.2"))
     """
-    from blurtools.metrics.align import align
-    from blurtools.ops.warp import shift
-
     if not (blurry.shape == learned.shape == classical.shape) or blurry.dim() != 4:
         raise UsageError(f"blend_classical: expected three (B, C, H, W) tensors of one shape, got "
                          f"{tuple(blurry.shape)}, {tuple(learned.shape)}, {tuple(classical.shape)}")
@@ -103,20 +126,53 @@ def blend_classical(blurry: torch.Tensor, learned: torch.Tensor, classical: torc
         share = classical_share(float(changes[i]), weight, sharp_db, ramp_db)
         info = RefineInfo(float(changes[i]), 0.0, 0.0, 0.0, True)
         if share > 0:
-            c, n = classical[i:i + 1].float(), learned[i:i + 1].float()
-            a = align(_centre_crop(c, _ALIGN_SIDE), _centre_crop(n, _ALIGN_SIDE), "translation")
-            if bool(a.ok[0]):
-                dx, dy = float(a.shift[0, 0]), float(a.shift[0, 1])
-                # the classical content sits (dx, dy) from the network's: move it back
-                moved = shift(c, -dx, -dy, mode="bicubic", padding="zeros")
-                covered = shift(torch.ones_like(c[:, :1]), -dx, -dy, mode="bilinear", padding="zeros") > 0.999
+            n = learned[i:i + 1].float()
+            moved, covered, dx, dy, reason = _register(classical[i:i + 1].float(), n)
+            if not reason:
                 blend = ((1 - share) * n + share * moved).clamp(0, 1)
                 out[i:i + 1] = torch.where(covered, blend, n).to(out.dtype)
-                info = RefineInfo(float(changes[i]), share, -dx, -dy, True)
+                info = RefineInfo(float(changes[i]), share, dx, dy, True)
             else:
                 info = RefineInfo(float(changes[i]), 0.0, 0.0, 0.0, False)
                 log.info("refine: image %d: classical result could not be registered (%s); network result kept",
-                         i, a.reasons[0])
+                         i, reason)
         log.debug("refine: image %d: network correction %.1f dB, classical share %.2f", i, info.change_db, info.share)
         infos.append(info)
     return out, infos
+
+
+def blend_video(frames: torch.Tensor, sharp: torch.Tensor, evidence: float, weight: float = VIDEO_WEIGHT) -> torch.Tensor:
+    """Sharpen a video network's frames with the deblurred image, and hold the video still where there is no blur.
+
+    Every frame becomes ``evidence * ((1 - weight) * frame + weight * moved) + (1 - evidence) * sharp``, where
+    ``moved`` is ``sharp`` registered onto that frame (:func:`_register`): the frames keep the network's
+    motion and gain the deblur's detail; an image the deblur network finds sharp (``evidence`` 0) has no
+    motion to show, so every frame is the deblurred image (on the held-out carphone clip, 30.00 dB
+    order-invariant against 28.65 for the video network alone).
+
+    Args:
+        frames: (N, 3, H, W) uint8, or float in [0, 1]; changed in place and returned.
+        sharp: (1, 3, H, W) float in [0, 1], the default deblur's result for the same image.
+        evidence: :func:`blur_evidence` of the deblur network's correction, in [0, 1].
+        weight: the deblurred image's share in a frame where there is blur.
+
+    Returns:
+        ``frames``, blended, same dtype.
+    """
+    if frames.dim() != 4 or sharp.shape != (1, *frames.shape[1:]):
+        raise UsageError(f"blend_video: expected frames (N, C, H, W) and sharp (1, C, H, W), got "
+                         f"{tuple(frames.shape)} and {tuple(sharp.shape)}")
+    as_uint8 = frames.dtype == torch.uint8
+    sharp = sharp.float()
+    for t in range(frames.shape[0]):
+        f = frames[t:t + 1].float() / 255 if as_uint8 else frames[t:t + 1].float()
+        out = sharp
+        if evidence > 0:
+            moved, covered, _, _, reason = _register(sharp, f)
+            if reason:
+                moved, covered = f, torch.ones_like(f[:, :1], dtype=torch.bool)
+            detail = torch.where(covered, (1 - weight) * f + weight * moved, f)
+            out = evidence * detail + (1 - evidence) * sharp
+        out = out.clamp(0, 1)
+        frames[t:t + 1] = (out * 255).round().to(torch.uint8) if as_uint8 else out.to(frames.dtype)
+    return frames
