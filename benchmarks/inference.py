@@ -67,12 +67,15 @@ def timed(fn, device: torch.device, repeats: int) -> float:
     return statistics.median(times)
 
 
-def predictor(kind: str, weights: "str | None", arch: str, device: torch.device, amp: bool = False) -> Predictor:
+def predictor(kind: str, weights: "str | None", arch: str, device: torch.device, amp: bool = False,
+              refine: str = "none") -> Predictor:
     path = weights or (str(default_weights_path(kind)) if default_weights_path(kind).is_file() else None)
     if path is not None:
-        p = load_predictor(kind, weights=path, device=device, amp=amp)
-        p.label = f"{p.name} ({Path(path).name})"
+        p = load_predictor(kind, weights=path, device=device, amp=amp, refine=refine)
+        p.label = f"{p.name} ({Path(path).name})" + (" + refine" if p.refine is not None else "")
         return p
+    if refine != "none":
+        return None
     from blurtools.models import ARCHS
 
     torch.manual_seed(0)
@@ -91,9 +94,11 @@ def bench_device(device: torch.device, args, rows: list) -> None:
     for kind, task in (("image", "deblur"), ("video", "extract-video")):
         weights = args.weights_image if kind == "image" else args.weights_video
         arch = args.image_arch if kind == "image" else args.video_arch
-        variants = [False, True] if device.type == "cuda" and args.amp else [False]
-        for amp in variants:
-            p = predictor(kind, weights, arch, device, amp)
+        variants = [(False, "none"), (False, "classical")] + ([(True, "none")] if device.type == "cuda" and args.amp else [])
+        for amp, refine in variants:
+            p = predictor(kind, weights, arch, device, amp, refine)
+            if p is None:
+                continue
             x = image[None].to(device)
             if kind == "image":
                 opts = InferOptions(tile=tile, overlap=32, batch=batch)
@@ -109,11 +114,12 @@ def bench_device(device: torch.device, args, rows: list) -> None:
             rows.append((str(device), f"{task} {W}x{H}" + (" 7 frames" if kind == "video" else "") + (" amp" if amp else ""),
                          p.label, model_s, pipe_s, TARGETS[task] if device.type == "cuda" else None))
             del p
-        p = load_predictor(kind, model="classical", device=device)
+        # the command-line defaults: a general kernel, estimated and deconvolved in linear light
+        p = load_predictor(kind, model="classical", device=device, method="multiscale", crf="gamma:2.2")
         opts = (InferOptions(tile=tile, overlap=32) if kind == "image"
                 else ExtractOptions(tile=tile, overlap=32, frames=7))
         run = (lambda: deblur_image(p, image, opts)) if kind == "image" else (lambda: extract_video(p, image, opts))
-        rows.append((str(device), f"{task} {W}x{H}" + (" 7 frames" if kind == "video" else ""), "classical (blind, linear)",
+        rows.append((str(device), f"{task} {W}x{H}" + (" 7 frames" if kind == "video" else ""), "classical (blind, multiscale)",
                      None, timed(run, device, max(1, args.repeats // 2)), None))
         if device.type == "cuda":
             torch.cuda.empty_cache()
