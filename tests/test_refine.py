@@ -26,7 +26,7 @@ def test_sharp_input_keeps_the_network_result():
     x = _texture()
     net = x + 0.001 * torch.randn_like(x)          # the network barely changed it: > 40 dB
     assert float(correction_db(net, x)[0]) > 40
-    out, infos = blend_classical(x, net, torch.rand_like(x))
+    out, infos = blend_classical(x, net.clone(), torch.rand_like(x))
     assert torch.equal(out, net) and infos[0].share == 0.0
 
 
@@ -35,7 +35,7 @@ def test_classical_result_is_registered_onto_the_network_result_before_blending(
     blurry = gaussian_blur(sharp, 3.0)
     net = gaussian_blur(sharp, 1.0)                 # a partial deblur: a large correction
     classical = shift(sharp, 3.0, -2.0, mode="bicubic")   # sharper, but 3 px right and 2 px up
-    out, infos = blend_classical(blurry, net, classical)
+    out, infos = blend_classical(blurry, net.clone(), classical)
     assert infos[0].share == 0.7 and infos[0].aligned
     assert abs(infos[0].dx + 3.0) < 0.2 and abs(infos[0].dy - 2.0) < 0.2
     inner = (..., slice(8, -8), slice(8, -8))
@@ -48,7 +48,7 @@ def test_batch_images_get_their_own_share():
     sharp = torch.cat([_texture(2), _texture(3)])
     blurry = torch.cat([gaussian_blur(sharp[:1], 3.0), sharp[1:]])
     net = torch.cat([gaussian_blur(sharp[:1], 1.0), sharp[1:]])
-    out, infos = blend_classical(blurry, net, sharp.clone())
+    out, infos = blend_classical(blurry, net.clone(), sharp.clone())
     assert infos[0].share > 0 and infos[1].share == 0
     assert torch.equal(out[1], net[1])
 
