@@ -319,7 +319,7 @@ def estimate_kernel(blurry: torch.Tensor, max_size: int = 63, method: str = "lin
     if max_size < 5:
         raise UsageError(f"max_size: must be >= 5, got {max_size}")
     L, angle, conf = estimate_linear(blurry, max_length=max_size - 2)
-    log.info("linear estimate: length %.1f px, angle %.0f deg, confidence %.1f", L, angle, conf)
+    log.debug("linear estimate: length %.1f px, angle %.0f deg, confidence %.1f", L, angle, conf)
     size = min(max_size, 2 * int(math.ceil(L / 2)) + 3)
     k = linear_motion_kernel(L, angle, size, device=blurry.device)
     if method == "multiscale" or (method == "auto" and conf < _AUTO_CONFIDENCE):
@@ -331,13 +331,13 @@ def estimate_kernel(blurry: torch.Tensor, max_size: int = 63, method: str = "lin
         y = _centre_crop(_downscale(to_gray(blurry.float()), s), _MULTI_SIDE)
         n = max(int(math.ceil(support * s)) | 1, 5)
         if min(y.shape[-2:]) < 8 * n:
-            log.info("multiscale: image too small for a %d px general kernel; keeping the straight one", n)
+            log.debug("multiscale: image too small for a %d px general kernel; keeping the straight one", n)
             return k
         km = _estimate_multiscale(y, n, _resize_kernel(k, max(int(round(size * s)) | 1, 3)))
         # mass piled at the edge of the support means the solve ran away along image structure
         rim = km.sum() - km[2:-2, 2:-2].sum()
         if rim > 0.1:
-            log.info("multiscale: kernel ran into its support (%.0f%% of the mass); keeping the straight one",
+            log.debug("multiscale: kernel ran into its support (%.0f%% of the mass); keeping the straight one",
                      100 * float(rim))
             return k
         if s < 1:
