@@ -18,7 +18,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -257,9 +257,11 @@ def deblur_image(predictor: Predictor, image: torch.Tensor, opts: Optional[Infer
 
 
 def deblur_with_evidence(predictor: Predictor, image: torch.Tensor, opts: Optional[InferOptions] = None,
-                         on_window: Optional[Callable[[int, int], None]] = None) -> Tuple[torch.Tensor, List[float]]:
-    """:func:`deblur_image`, and for each image the evidence of blur in [0, 1] the network's correction gives
-    (:func:`blurtools.infer.refine.blur_evidence`; 1 for the classical method, which always deconvolves)."""
+                         on_window: Optional[Callable[[int, int], None]] = None
+                         ) -> Tuple[torch.Tensor, List[float], List[Optional[Dict[str, Any]]]]:
+    """:func:`deblur_image`, and per image the evidence of blur in [0, 1] that the network's correction gives
+    (:func:`blurtools.infer.refine.blur_evidence`; 1 for the classical method, which always deconvolves) and
+    what the refinement did (a :class:`blurtools.infer.refine.RefineInfo` as a dict; None without one)."""
     from blurtools.infer.refine import blend_classical, blur_evidence, correction_db
 
     opts = opts or InferOptions()
@@ -276,10 +278,12 @@ def deblur_with_evidence(predictor: Predictor, image: torch.Tensor, opts: Option
         evidence = [1.0] * y.shape[0]
     else:
         evidence = [blur_evidence(float(c)) for c in correction_db(y, rgb.to(y))]
+    infos: List[Optional[Dict[str, Any]]] = [None] * y.shape[0]
     if predictor.refine is not None:
-        y, _ = blend_classical(rgb.to(y), y, run_predictor(predictor.refine, rgb, opts).to(y))
+        y, done = blend_classical(rgb.to(y), y, run_predictor(predictor.refine, rgb, opts).to(y))
+        infos = [{k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(i).items()} for i in done]
     y = (y.mean(1, keepdim=True) if gray else y).clamp_(0, 1)
-    return (y[0] if single else y), evidence
+    return (y[0] if single else y), evidence, infos
 
 
 def pending_jobs(jobs: Sequence[Any], skip_existing: bool, outcome: Any,
@@ -354,18 +358,19 @@ def deblur_files(predictor: Predictor, jobs: Sequence[Job], opts: InferOptions, 
     def flush(group: List[Tuple[Job, torch.Tensor, int]]) -> None:
         images = torch.stack([g[1] for g in group])
         try:
-            sharp = deblur_image(predictor, images, opts, on_window=on_window)
+            sharp, _, infos = deblur_with_evidence(predictor, images, opts, on_window=on_window)
         except Exception as exc:
             if _is_oom(exc) or not opts.keep_going:
                 raise
             for job, _, _ in group:
                 _fail(outcome, job, exc, True)
             return
-        for (job, image, bits), out in zip(group, sharp):
-            text = provenance_text("deblur", {**record, "source": str(job.src)})
+        for (job, image, bits), out, info in zip(group, sharp, infos):
+            extra = {"refine": info} if info is not None else {}
+            text = provenance_text("deblur", {**record, "source": str(job.src), **extra})
             pending.append((job, writer.submit(write_output_image, job.dst, out, bits, text)))
             outcome.items.append({"input": str(job.src), "output": str(job.dst), "width": image.shape[-1],
-                                  "height": image.shape[-2], "bits": bits})
+                                  "height": image.shape[-2], "bits": bits, **extra})
         while len(pending) > 2:
             _collect(pending.pop(0))
 

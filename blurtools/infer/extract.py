@@ -151,7 +151,7 @@ def extract_video(predictor: Predictor, image: torch.Tensor, opts: Optional[Extr
         from blurtools.infer.deblur import deblur_with_evidence
         from blurtools.infer.refine import blend_video
 
-        sharp, evidence = deblur_with_evidence(predictor.refine, x, opts)
+        sharp, evidence, _ = deblur_with_evidence(predictor.refine, x, opts)
         blend_video(out, sharp, evidence[0])
     return out
 

@@ -46,7 +46,7 @@ _ALIGN_SIDE = 512   # the registration looks at a central crop at most this big 
 
 @dataclass
 class RefineInfo:
-    """What the blend did to one image (logged at debug level: ``--debug``)."""
+    """What the blend did to one image (``deblur`` records it in each output's provenance as ``refine``)."""
 
     change_db: float    # PSNR (dB) between the network's output and the input
     share: float        # the classical share used, in [0, 1]
