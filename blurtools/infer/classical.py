@@ -18,7 +18,7 @@ No weights, no training: ``deblur --model classical`` and ``extract-video --mode
 
 Angles are degrees counter-clockwise from the +x axis as the image is displayed (y up); motion blur is
 symmetric, so an angle is only defined modulo 180. Light: everything works on the values it is given; pass
-``crf`` to deconvolve in linear light (a photo's blur happened in linear light).
+``crf`` to estimate the kernel and deconvolve in linear light (a photo's blur happened in linear light).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _deblur_with_kernels(blurry, kernel, method, max_size, deconv, strength, crf
         raise UsageError(f"deconv: expected one of {', '.join(DECONVS)}, got {deconv!r}")
     blind = kernel is None
     if blind:
-        ks = [estimate_kernel(blurry[i:i + 1], max_size, method) for i in range(blurry.shape[0])]
+        ks = [estimate_kernel(blurry[i:i + 1], max_size, method, crf) for i in range(blurry.shape[0])]
         n = max(k.shape[-1] for k in ks)
         k = torch.stack([F.pad(k, [(n - k.shape[-1]) // 2] * 4) for k in ks])[:, None]
     else:

@@ -149,9 +149,8 @@ class Predictor:
         if user_kernel is not None:
             k = user_kernel.float()[None, None].expand(images.shape[0], 1, *user_kernel.shape)
         else:
-            # the blur happened in linear light: a kernel fits the linearised image, not the encoded one
             with torch.inference_mode():
-                ks = [estimate_kernel(_linear(images[i:i + 1].to(self.device).float(), crf), max_size, method).cpu()
+                ks = [estimate_kernel(images[i:i + 1].to(self.device).float(), max_size, method, crf).cpu()
                       for i in range(images.shape[0])]
             n = max(k.shape[-1] for k in ks)
             k = torch.stack([F.pad(k, [(n - k.shape[-1]) // 2] * 4) for k in ks])[:, None]
@@ -170,14 +169,6 @@ class Predictor:
 
         # deconvolution rings for a few kernel lengths from a window's edge; the margin is a quarter overlap
         return fn, 8 * int(k.shape[-1])
-
-
-def _linear(x: torch.Tensor, crf: Optional[str]) -> torch.Tensor:
-    if crf is None:
-        return x
-    from blurtools.ops.crf import to_linear
-
-    return to_linear(x, crf)
 
 
 def _load_network(kind: str, path: Path, device: torch.device, origin: str) -> Tuple[torch.nn.Module, Dict[str, Any]]:

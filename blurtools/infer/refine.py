@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import List
+from typing import Callable, List, Optional
 
 import torch
 
@@ -81,12 +81,6 @@ def classical_share(change_db: float, weight: float = WEIGHT, sharp_db: float = 
     return float(weight * blur_evidence(change_db, sharp_db, ramp_db))
 
 
-def _centre_crop(x: torch.Tensor, side: int) -> torch.Tensor:
-    H, W = x.shape[-2:]
-    t, l = max((H - side) // 2, 0), max((W - side) // 2, 0)
-    return x[..., t:t + min(H, side), l:l + min(W, side)]
-
-
 def _register(moving: torch.Tensor, fixed: torch.Tensor) -> "tuple[torch.Tensor, torch.Tensor, float, float, str]":
     """Move (1, C, H, W) ``moving`` onto ``fixed`` by the best translation (found on a central crop, luma).
 
@@ -95,9 +89,10 @@ def _register(moving: torch.Tensor, fixed: torch.Tensor) -> "tuple[torch.Tensor,
     ``reason`` is "" on success, else why it failed (then ``moved`` and ``covered`` are None).
     """
     from blurtools.metrics.align import align
+    from blurtools.ops.blind_kernel import centre_crop
     from blurtools.ops.warp import shift
 
-    a = align(_centre_crop(moving, _ALIGN_SIDE), _centre_crop(fixed, _ALIGN_SIDE), "translation")
+    a = align(centre_crop(moving, _ALIGN_SIDE), centre_crop(fixed, _ALIGN_SIDE), "translation")
     if not bool(a.ok[0]):
         return None, None, 0.0, 0.0, a.reasons[0]
     dx, dy = -float(a.shift[0, 0]), -float(a.shift[0, 1])   # moving's content sits -(dx, dy) from fixed's
@@ -110,15 +105,19 @@ def _register(moving: torch.Tensor, fixed: torch.Tensor) -> "tuple[torch.Tensor,
     return moved, covered[None, None], dx, dy, ""
 
 
-def blend_classical(blurry: torch.Tensor, learned: torch.Tensor, classical: torch.Tensor,
-                    weight: float = WEIGHT, sharp_db: float = SHARP_DB, ramp_db: float = RAMP_DB
-                    ) -> "tuple[torch.Tensor, List[RefineInfo]]":
+def blend_classical(blurry: torch.Tensor, learned: torch.Tensor,
+                    classical: "torch.Tensor | Callable[[], torch.Tensor]", weight: float = WEIGHT,
+                    sharp_db: float = SHARP_DB, ramp_db: float = RAMP_DB,
+                    changes: Optional[torch.Tensor] = None) -> "tuple[torch.Tensor, List[RefineInfo]]":
     """Blend the classical deblur into the learned one where the network saw blur; see the module docstring.
 
     Args:
-        blurry, learned, classical: (B, 3, H, W) float in [0, 1], same shape, one device.
+        blurry, learned: (B, 3, H, W) float in [0, 1], same shape, one device.
+        classical: the classical result, the same shape, or a function computing it; a function is only
+            called when some image gets a classical share (sharp images cost no kernel estimate).
         weight: the classical share on clearly blurred images, in [0, 1].
         sharp_db, ramp_db: where the share starts to fall and how fast (dB of the network's correction).
+        changes: (B,) :func:`correction_db` of ``learned`` against ``blurry`` when the caller has it.
 
     Returns:
         ``(blended, infos)``: ``learned`` itself, blended in place (no copy of a 24-megapixel image), and one
@@ -128,16 +127,19 @@ def blend_classical(blurry: torch.Tensor, learned: torch.Tensor, classical: torc
 
         >>> out, infos = blend_classical(blurry, net(blurry), classical_deblur(blurry, crf="gamma:2.2"))
     """
-    if not (blurry.shape == learned.shape == classical.shape) or blurry.dim() != 4:
-        raise UsageError(f"blend_classical: expected three (B, C, H, W) tensors of one shape, got "
-                         f"{tuple(blurry.shape)}, {tuple(learned.shape)}, {tuple(classical.shape)}")
     if not 0 <= weight <= 1:
         raise UsageError(f"blend_classical: weight must be in [0, 1], got {weight}")
+    if changes is None:
+        changes = correction_db(learned, blurry)
+    shares = [classical_share(float(c), weight, sharp_db, ramp_db) for c in changes]
+    if callable(classical):
+        classical = classical() if any(shares) else None
+    if (classical is not None and classical.shape != learned.shape) or blurry.shape != learned.shape or blurry.dim() != 4:
+        raise UsageError(f"blend_classical: expected three (B, C, H, W) tensors of one shape, got {tuple(blurry.shape)}, "
+                         f"{tuple(learned.shape)}, {tuple(classical.shape) if classical is not None else None}")
     out = learned
     infos: List[RefineInfo] = []
-    changes = correction_db(learned, blurry)
-    for i in range(blurry.shape[0]):
-        share = classical_share(float(changes[i]), weight, sharp_db, ramp_db)
+    for i, share in enumerate(shares):
         info = RefineInfo(float(changes[i]), 0.0, 0.0, 0.0, True)
         if share > 0:
             moved, covered, dx, dy, reason = _register(classical[i:i + 1].float(), learned[i:i + 1].float())
