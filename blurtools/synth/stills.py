@@ -5,8 +5,10 @@ blurtools.ops.trajectory). For each sample a trajectory is drawn from the run se
 all in linear light:
 
 - the sharp frames are the still shifted to the trajectory's positions at the middle of N equal
-  sub-exposures (``trajectory_offsets``; bilinear ``warp.shift``). The trajectory is centred on its
-  mid-exposure position, so the middle frame N//2 is the photo itself, untouched;
+  sub-exposures (``trajectory_offsets``; bicubic ``warp.shift``: a bilinear shift low-passes the
+  ground truth of every frame but the middle one; on the coffee photo, a half-pixel shift is 33.6 dB
+  PSNR from the exact Fourier shift when bilinear and 37.8 dB when bicubic). The trajectory is centred
+  on its mid-exposure position, so the middle frame N//2 is the photo itself, untouched;
 - blur-synth's blurry image is the still convolved with the whole exposure's kernel (the mean of the
   N sub-exposure kernels, each a dense bilinear splat of its part of the path) -- the continuous
   counterpart of averaging the N sharp frames;
@@ -87,7 +89,8 @@ class StillMaker:
 
         n = self.cfg.frames
         off = trajectory_offsets(traj, n).to(lin.dtype)
-        moved = shift(lin.expand(n, -1, -1, -1), off[:, 0].to(lin.device), off[:, 1].to(lin.device), padding="border")
+        moved = shift(lin.expand(n, -1, -1, -1), off[:, 0].to(lin.device), off[:, 1].to(lin.device), mode="bicubic",
+                      padding="border").clamp_(0, 1)   # bicubic overshoots a little at edges
         peak = 255.0 if image.dtype == np.uint8 else 65535.0
         disp = (from_linear(moved, self.cfg.crf) * peak).round().permute(0, 2, 3, 1).cpu().numpy().astype(image.dtype)
         frames = [np.ascontiguousarray(f) for f in disp]
