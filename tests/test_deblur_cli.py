@@ -138,7 +138,8 @@ def test_classical_needs_no_weights_and_kernel_deconvolves(tmp_path):
         return float(-10 * torch.log10(((a - b) ** 2)[..., 8:-8, 8:-8].mean()))
 
     assert psnr(out, sharp[0]) > psnr(blurry, sharp[0]) + 3
-    assert json.loads(_text(tmp_path / "nb.png")["blurtools"])["model"]["kernel"].endswith("k.png")
+    model = json.loads(_text(tmp_path / "nb.png")["blurtools"])["model"]
+    assert model["kernel"].endswith("k.png") and model["crf"] == "linear"   # the same word as the options record
     res = run(tmp_path / "b.png", "-o", tmp_path / "blind.png", "--model", "classical", "--quiet")
     assert res.returncode == 0, res.stderr
     assert read_array(tmp_path / "blind.png").shape == (96, 96, 3)

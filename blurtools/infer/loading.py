@@ -241,7 +241,7 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
         opts = dict(kernel=kernel, method=method, max_size=max_size, deconv=deconv, strength=strength, crf=crf)
         prov = {"model": "classical", "kernel": kernel_path if kernel is not None else "estimated",
                 "kernel_method": None if kernel is not None else method, "kernel_size": max_size,
-                "deconv": deconv, "strength": strength, "crf": crf}
+                "deconv": deconv, "strength": strength, "crf": crf or "linear"}   # None: the values as given
         if amp:
             log.warning("--amp has no effect on the classical method")
         return Predictor(kind, "classical", device, None, CLASSICAL_FRAMES if kind == "video" else None,
