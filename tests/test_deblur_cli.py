@@ -98,7 +98,7 @@ def test_refine_is_recorded_and_can_be_switched_off(tmp_path, ckpts):
     rec = json.loads(_text(tmp_path / "r.png")["blurtools"])
     assert rec["options"]["refine"] == "classical" and rec["model"]["refine"]["kernel_method"] == "multiscale"
     assert rec["model"]["refine"]["crf"] == "gamma:2.2"
-    assert set(rec["refine"]) == {"change_db", "share", "dx", "dy", "aligned"} and 0 <= rec["refine"]["share"] <= 0.7
+    assert set(rec["refine"]) == {"change_db", "share", "dx", "dy", "aligned", "sparsity_gain", "evidence"} and 0 <= rec["refine"]["share"] <= 0.7
     res = run(tmp_path / "a.png", "-o", tmp_path / "n.png", "--weights", ckpts / "dm.pt", "--refine", "none")
     assert res.returncode == 0, res.stderr
     rec = json.loads(_text(tmp_path / "n.png")["blurtools"])

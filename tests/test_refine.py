@@ -70,3 +70,42 @@ def test_video_frames_get_the_deblurred_detail_where_they_are():
     inner = (..., slice(8, -8), slice(8, -8))
     err = lambda a: float(((a.float() / 255 - truth)[inner] ** 2).mean())
     assert err(out) < 0.6 * err((frames * 255).round())
+
+
+def _shapes(size=128, seed=5):
+    """Flat rectangles on a flat ground: sparse gradients, as in most photos."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.full((1, 3, size, size), 0.3)
+    for _ in range(8):
+        y0, x0 = torch.randint(0, size - 24, (2,), generator=g).tolist()
+        h, w = torch.randint(8, 24, (2,), generator=g).tolist()
+        x[..., y0:y0 + h, x0:x0 + w] = torch.rand(3, 1, 1, generator=g)
+    return x
+
+
+def test_sparsity_gain_tells_a_real_deconvolution_from_none():
+    from blurtools.infer.classical import linear_motion_kernel
+    from blurtools.infer.refine import GAIN_HIGH, GAIN_LOW, deconvolution_evidence, sparsity_gain
+    from blurtools.ops.filters import fft_conv2d
+
+    sharp = _shapes()
+    blurry = fft_conv2d(sharp, linear_motion_kernel(15, 30), mode="same", pad="replicate")
+    assert sparsity_gain(blurry, sharp) > GAIN_HIGH and deconvolution_evidence(sparsity_gain(blurry, sharp)) == 1.0
+    assert abs(sparsity_gain(sharp, sharp) - 1) < 1e-9 and deconvolution_evidence(1.0) == 0.0
+    assert sparsity_gain(sharp, blurry) < GAIN_LOW          # "deblurring" into a blur is no evidence
+
+
+def test_deconvolution_evidence_overrules_a_network_that_saw_no_blur():
+    """A long blur the network does not recognise (it barely changes the image) still gets the classical share
+    when the deconvolution makes the image much sparser (scikit-image's real blurred clock photo)."""
+    from blurtools.infer.classical import linear_motion_kernel
+    from blurtools.ops.filters import fft_conv2d
+
+    sharp = _shapes()
+    blurry = fft_conv2d(sharp, linear_motion_kernel(15, 30), mode="same", pad="replicate")
+    net = blurry + 0.001 * torch.randn_like(blurry)       # > 40 dB: no evidence from the network
+    assert blur_evidence(float(correction_db(net, blurry)[0])) == 0.0
+    out, infos = blend_classical(blurry, net.clone(), lambda: sharp.clone())
+    assert infos[0].evidence == 1.0 and infos[0].share == 0.7 and infos[0].sparsity_gain > 1.3
+    inner = (..., slice(16, -16), slice(16, -16))
+    assert float(((out - sharp)[inner] ** 2).mean()) < 0.2 * float(((net - sharp)[inner] ** 2).mean())

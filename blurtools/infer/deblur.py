@@ -259,9 +259,11 @@ def deblur_image(predictor: Predictor, image: torch.Tensor, opts: Optional[Infer
 def deblur_with_evidence(predictor: Predictor, image: torch.Tensor, opts: Optional[InferOptions] = None,
                          on_window: Optional[Callable[[int, int], None]] = None
                          ) -> Tuple[torch.Tensor, List[float], List[Optional[Dict[str, Any]]]]:
-    """:func:`deblur_image`, and per image the evidence of blur in [0, 1] that the network's correction gives
-    (:func:`blurtools.infer.refine.blur_evidence`; 1 for the classical method, which always deconvolves) and
-    what the refinement did (a :class:`blurtools.infer.refine.RefineInfo` as a dict; None without one)."""
+    """:func:`deblur_image`, and per image the evidence of blur in [0, 1] and what the refinement did (a
+    :class:`blurtools.infer.refine.RefineInfo` as a dict; None without one). The evidence is the refinement's
+    (the network's correction or the deconvolution's sparsity gain, whichever says more) when there is one,
+    else the network's correction alone (:func:`blurtools.infer.refine.blur_evidence`); 1 for the classical
+    method, which always deconvolves."""
     from blurtools.infer.refine import blend_classical, blur_evidence, correction_db
 
     opts = opts or InferOptions()
@@ -280,6 +282,7 @@ def deblur_with_evidence(predictor: Predictor, image: torch.Tensor, opts: Option
     if predictor.refine is not None:
         y, done = blend_classical(rgb.to(y), y, lambda: run_predictor(predictor.refine, rgb, opts).to(y),
                                   changes=changes)
+        evidence = [i.evidence for i in done]
         infos = [{k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(i).items()} for i in done]
     y = (y.mean(1, keepdim=True) if gray else y).clamp_(0, 1)
     return (y[0] if single else y), evidence, infos
