@@ -29,7 +29,7 @@ AmpOption = typer.Option(False, "--amp", help="bfloat16 autocast on CUDA (faster
 SkipOption = typer.Option(False, "--skip-existing", help="Leave outputs that exist already (resume an interrupted run).")
 KeepGoingOption = typer.Option(False, "--keep-going", help="Skip inputs that fail (listed on stderr and in meta.json) instead of stopping; exit status 1 at the end.")
 JsonOption = typer.Option(False, "--json", help="Print the run summary as JSON.")
-RefineOption = typer.Option("classical", "--refine", help="Networks: classical (blend in the classical deconvolution where the network sees blur; see MODEL_CARD.md) or none (the network's result alone).")
+RefineOption = typer.Option("classical", "--refine", help="Networks: classical (blend in the classical deconvolution where the network or the deconvolution finds evidence of blur; see MODEL_CARD.md) or none (the network's result alone).")
 
 
 def resolve_runtime(device: str, tile: Optional[int], overlap: int, batch: Optional[int]) -> Any:
@@ -108,7 +108,7 @@ def command(
 ) -> None:
     """Deblur images: one file to -o FILE, or many (folders, globs) into the folder -o OUT.
 
-    Any size runs in bounded memory through overlapping windows blended without seams (--tile). 16-bit inputs give 16-bit PNGs, gray stays gray. Folder outputs are PNGs mirroring the input tree, with a meta.json that records the tool, version, options and model; every PNG also carries that record in its text chunks. Without --weights the shipped default weights are used, with the classical deconvolution blended in where the network sees blur (--refine); --model classical needs no weights, and --kernel K.png deconvolves with a known kernel.
+    Any size runs in bounded memory through overlapping windows blended without seams (--tile). 16-bit inputs give 16-bit PNGs, gray stays gray. Folder outputs are PNGs mirroring the input tree, with a meta.json that records the tool, version, options and model; every PNG also carries that record in its text chunks. Without --weights the shipped default weights are used, with the classical deconvolution blended in where the network or the deconvolution finds evidence of blur (--refine); --model classical needs no weights, and --kernel K.png deconvolves with a known kernel.
     """
     from blurtools import __version__
     from blurtools.infer.deblur import InferOptions, deblur_files, plan_deblur, shard_jobs, write_meta

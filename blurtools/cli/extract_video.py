@@ -33,7 +33,7 @@ def command(
     kernel_method: str = KernelMethodOption,
     deconv: str = DeconvOption,
     crf: str = CrfOption,
-    refine: str = typer.Option("classical", "--refine", help="Networks: classical (sharpen every frame with the default deblur, network and classical; a still video where the deblur network sees no blur) or none (the video network alone)."),
+    refine: str = typer.Option("classical", "--refine", help="Networks: classical (sharpen every frame with the default deblur, network and classical; a still video where that deblur finds no evidence of blur) or none (the video network alone)."),
     tile: Optional[int] = TileOption,
     overlap: int = OverlapOption,
     batch: Optional[int] = BatchOption,

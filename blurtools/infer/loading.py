@@ -203,9 +203,9 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
         amp: bfloat16 autocast for learned models on CUDA.
         refine: networks only; ``"classical"`` (the default) or ``"none"`` (the network's result as it is).
             Image: blend the classical deconvolution (``REFINE_CLASSICAL``'s options) into the network's
-            result where the network sees blur. Video: sharpen every frame with the default deblur's result
-            (network and classical), and hold the video still where the deblur network sees no blur
-            (:mod:`blurtools.infer.refine`).
+            result where the network or the deconvolution finds evidence of blur. Video: sharpen every frame
+            with the default deblur's result (network and classical), and hold the video still where that
+            deblur finds no evidence of blur (:mod:`blurtools.infer.refine`).
 
     Raises:
         UsageError: contradictory choices. BlurtoolsError: missing default weights, unreadable or

@@ -1,4 +1,4 @@
-"""Physics refinement of a learned deblur: blend in the classical deconvolution where the network sees blur.
+"""Physics refinement of a learned deblur: blend in the classical deconvolution where there is evidence of blur.
 
 The shipped deblur network removes some blur but leaves much of a long camera-shake streak; the classical
 method (a blind kernel estimated in linear light, then deconvolution in linear light) recovers more detail
@@ -211,14 +211,14 @@ def blend_video(frames: torch.Tensor, sharp: torch.Tensor, evidence: float, weig
 
     Every frame becomes ``evidence * ((1 - weight) * frame + weight * moved) + (1 - evidence) * sharp``, where
     ``moved`` is ``sharp`` registered onto that frame (:func:`_register`): the frames keep the network's
-    motion and gain the deblur's detail; an image the deblur network finds sharp (``evidence`` 0) has no
+    motion and gain the deblur's detail; an image with no evidence of blur (``evidence`` 0) has no
     motion to show, so every frame is the deblurred image (on the held-out carphone clip, 30.00 dB
     order-invariant against 28.65 for the video network alone).
 
     Args:
         frames: (N, 3, H, W) uint8, or float in [0, 1]; changed in place and returned.
         sharp: (1, 3, H, W) float in [0, 1], the default deblur's result for the same image.
-        evidence: :func:`blur_evidence` of the deblur network's correction, in [0, 1].
+        evidence: the deblur's evidence of blur (:class:`RefineInfo`.evidence), in [0, 1].
         weight: the deblurred image's share in a frame where there is blur.
 
     Returns:
