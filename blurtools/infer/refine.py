@@ -46,7 +46,7 @@ __all__ = ["RefineInfo", "blend_classical", "blend_video", "correction_db", "blu
 
 # both weights were picked on the held-out <= 20 px photos (MODEL_CARD.md says what a validation set preferred)
 WEIGHT = 0.7        # the classical share on clearly blurred images (0.3, 0.5 and 0.7 tried; 0.7 scored best)
-VIDEO_WEIGHT = 0.5  # the deblurred image's share in every video frame (0.5, 0.7 and 1 tried; 0.5 scored best)
+VIDEO_WEIGHT = 0.5  # the deblurred image's share in every video frame (0.3-1 tried; 0.5 best, also on validation)
 SHARP_DB = 40.0     # a network correction smaller than this (PSNR above it) means: nothing to deblur
 RAMP_DB = 4.0       # the share falls to 0 over this many dB below SHARP_DB
 # picked on the scikit-image training photos, sharp (gain <= 1.19 but for the star field hubble_deep_field, 1.55)
