@@ -84,11 +84,16 @@ def correction_db(learned: torch.Tensor, blurry: torch.Tensor) -> torch.Tensor:
     return -10 * torch.log10(torch.tensor(out, dtype=torch.float64))
 
 
+def _ramp(x: float, zero_at: float, one_at: float) -> float:
+    """0 at ``zero_at``, 1 at ``one_at``, linear between and clamped outside (either may be the larger)."""
+    return float(min(max((x - zero_at) / (one_at - zero_at), 0.0), 1.0))
+
+
 def blur_evidence(change_db: float, sharp_db: float = SHARP_DB, ramp_db: float = RAMP_DB) -> float:
     """How sure the network is that there is blur: 1 below the ramp, 0 at ``sharp_db`` and above, linear between."""
     if ramp_db <= 0:
         return 1.0 if change_db < sharp_db else 0.0
-    return float(min(max((sharp_db - change_db) / ramp_db, 0.0), 1.0))
+    return _ramp(change_db, sharp_db, sharp_db - ramp_db)
 
 
 def classical_share(change_db: float, weight: float = WEIGHT, sharp_db: float = SHARP_DB,
@@ -122,7 +127,7 @@ def sparsity_gain(blurry: torch.Tensor, deblurred: torch.Tensor) -> float:
 
 def deconvolution_evidence(gain: float, low: float = GAIN_LOW, high: float = GAIN_HIGH) -> float:
     """The evidence of blur a :func:`sparsity_gain` gives: 0 at ``low`` and below, 1 at ``high`` and above."""
-    return float(min(max((gain - low) / (high - low), 0.0), 1.0))
+    return _ramp(gain, low, high)
 
 
 def _register(moving: torch.Tensor, fixed: torch.Tensor) -> "tuple[torch.Tensor, torch.Tensor, float, float, str]":
