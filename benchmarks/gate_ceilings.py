@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -136,10 +137,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--per-still", type=int, default=3)
-    ap.add_argument("--data", type=Path, default=ROOT / ".weights-data" / "dev")
+    ap.add_argument("--data", type=Path, default=ROOT / ".weights-data" / "dev",
+                    help="development data from scripts/dev_data.py (made when missing)")
     args = ap.parse_args()
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     work = args.work or Path(tempfile.mkdtemp(prefix="bt-ceilings-"))
+    if not (args.data / "photos" / "heldout").is_dir():
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "dev_data.py"), str(args.data)], check=True)
     results = {}
     for length in (20, 40):
         d = work / f"stills{length}"
