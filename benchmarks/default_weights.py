@@ -81,6 +81,24 @@ def evaluate(name: str, set_dir: Path, work: Path, device: str, deblur_weights: 
     return row
 
 
+def heldout_photo_sets(work: Path, data: Path, per_still: int) -> dict:
+    """The held-out camera-shake sets (<= 20 and <= 40 px, seed 21) in ``work``, made when missing.
+
+    Returns ``{"photos-shake20px": DIR, "photos-shake40px": DIR}``; makes the development data in ``data``
+    first (scripts/dev_data.py) when it is not there.
+    """
+    if not (data / "photos" / "heldout").is_dir():
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "dev_data.py"), str(data)], check=True)
+    sets = {}
+    for length in (20, 40):
+        d = work / f"stills{length}"
+        if not d.exists():
+            bt("blur-synth", str(data / "photos" / "heldout"), "--stills", "--per-still", str(per_still),
+               "--trajectory-length", str(length), "-n", "7", "--seed", "21", "-o", str(d), "--quiet")
+        sets[f"photos-shake{length}px"] = d
+    return sets
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=None)
@@ -94,15 +112,7 @@ def main() -> None:
                     help="score this checkpoint as the default extract-video instead of the shipped one")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bt-gates-"))
-    if not (args.data / "photos" / "heldout").is_dir():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "dev_data.py"), str(args.data)], check=True)
-    sets = {}
-    for length in (20, 40):
-        d = work / f"stills{length}"
-        if not d.exists():
-            bt("blur-synth", str(args.data / "photos" / "heldout"), "--stills", "--per-still", str(args.per_still),
-               "--trajectory-length", str(length), "-n", "7", "--seed", "21", "-o", str(d), "--quiet")
-        sets[f"photos-shake{length}px"] = d
+    sets = heldout_photo_sets(work, args.data, args.per_still)
     d = work / "carphone"
     if not d.exists():
         bt("blur-synth", str(args.data / "clips" / "heldout" / "carphone"), "-n", "7", "--stride", "7", "--seed", "4",

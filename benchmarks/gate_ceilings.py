@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -45,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from default_weights import bt  # noqa: E402  (the benchmarks' shared blurtools runner)
+from default_weights import heldout_photo_sets  # noqa: E402  (the same sets, the same seed)
 
 from blurtools.infer.classical import kernel_path  # noqa: E402
 from blurtools.infer.loading import REFINE_CLASSICAL  # noqa: E402
@@ -141,16 +140,10 @@ def main() -> None:
                     help="development data from scripts/dev_data.py (made when missing)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bt-ceilings-"))
-    if not (args.data / "photos" / "heldout").is_dir():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "dev_data.py"), str(args.data)], check=True)
     results = {}
-    for length in (20, 40):
-        d = work / f"stills{length}"
-        if not d.exists():   # the same command and seed as benchmarks/default_weights.py
-            bt("blur-synth", str(args.data / "photos" / "heldout"), "--stills", "--per-still", str(args.per_still),
-               "--trajectory-length", str(length), "-n", "7", "--seed", "21", "-o", str(d), "--quiet")
-        print(f"photos-shake{length}px ({d})")
-        results[f"photos-shake{length}px"] = evaluate(d)
+    for name, d in heldout_photo_sets(work, args.data, args.per_still).items():
+        print(f"{name} ({d})")
+        results[name] = evaluate(d)
     print("\nPSNR dB; deblur against the middle frame, video order-invariant over 7 frames")
     head = ("set", "blurry", "perfect@centroid", "repeat", "perfect@path", "path error px",
             "true k aligned", "est. k aligned", "blurry aligned", "true k video", "est. k video")
