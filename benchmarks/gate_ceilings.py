@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from default_weights import heldout_photo_sets  # noqa: E402  (the same sets, the same seed)
 
+import blurtools  # noqa: E402
 from blurtools.infer.classical import kernel_path  # noqa: E402
 from blurtools.infer.loading import REFINE_CLASSICAL  # noqa: E402
 from blurtools.io.images import read_image  # noqa: E402
@@ -153,7 +154,9 @@ def main() -> None:
         print(" | ".join([name] + [f"{m[k]:.2f}" for k in (
             "blurry", "perfect_at_centroid", "repeat", "perfect_along_path", "path_error_px", "true_kernel_aligned",
             "estimated_aligned", "blurry_aligned", "true_kernel_video", "estimated_video")]))
-    (work / "ceilings.json").write_text(json.dumps(results, indent=2))
+    made_by = {"tool": "benchmarks/gate_ceilings.py", "version": blurtools.__version__,
+               "options": {k: str(v) for k, v in vars(args).items()}, "lam": LAM, "crf": CRF}
+    (work / "ceilings.json").write_text(json.dumps({"made_by": made_by, **results}, indent=2))
     print(f"\nper-sample figures: {work / 'ceilings.json'}")
 
 
