@@ -8,10 +8,11 @@ baselines are the blurry image (deblur) and the blurry image repeated 7 times (v
 
 Bounds printed per set:
 
-- ``perfect@centroid``: the true middle frame itself, moved (bicubic) to the centroid of the true kernel.
-  A blurry image does not say where inside its blur the mid-exposure position lies; a method that only
-  undoes the blur puts its result at the blur's centroid. This is what a *perfect* deblur scores there
-  against the middle frame, i.e. the ceiling of the plain deblur gate for such a method.
+- ``perfect@centroid``: the true middle frame itself, moved (bicubic) to the centroid of the true kernel
+  (``kernel_path(k, 1)``: the whole mass as one part). A blurry image does not say where inside its blur
+  the mid-exposure position lies; a method that only undoes the blur puts its result at the blur's
+  centroid. This is what a *perfect* deblur scores there against the middle frame, i.e. the ceiling of
+  the plain deblur gate for such a method.
 - ``perfect@path``: the true middle frame moved to the 7 positions that
   :func:`blurtools.infer.classical.kernel_path` reads off the *true* kernel (mass ordered along its
   principal axis): a perfect image with a perfectly known blur, only the time order read from its shape.
@@ -94,13 +95,6 @@ def deconvolve(blurry: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return from_linear(hqs_deconv(to_linear(blurry, CRF), k, lam=LAM), CRF).clamp(0, 1)
 
 
-def centroid(kernel: torch.Tensor):
-    """(dx, dy) of a (n, n) kernel's centre of mass from its centre tap."""
-    k = kernel.double() / kernel.sum()
-    i = torch.arange(k.shape[-1], dtype=k.dtype) - (k.shape[-1] - 1) // 2
-    return float((k.sum(0) * i).sum()), float((k.sum(1) * i).sum())
-
-
 def path_error(kernel: torch.Tensor, gts) -> float:
     """Median distance (px) between kernel_path's positions and the frames' true ones, best time direction."""
     true = np.array([align(g, gts[len(gts) // 2]).shift[0].numpy() for g in gts])
@@ -122,7 +116,7 @@ def evaluate(set_dir: Path) -> dict:
             "id": s["id"],
             "blurry": plain(blurry, mid), "blurry_aligned": aligned(blurry, mid),
             "repeat": video([blurry] * len(gts), gts),
-            "perfect_at_centroid": plain(moved(mid, *centroid(k_true)), mid),
+            "perfect_at_centroid": plain(moved(mid, *map(float, kernel_path(k_true.double(), 1)[0])), mid),
             "perfect_along_path": video(along(mid, k_true), gts),
             "path_error_px": path_error(k_true, gts),
             "true_kernel_aligned": aligned(x_true, mid), "true_kernel_video": video(along(x_true, k_true), gts),

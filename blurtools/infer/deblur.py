@@ -277,13 +277,14 @@ def deblur_with_evidence(predictor: Predictor, image: torch.Tensor, opts: Option
     rgb = x.expand(-1, 3, -1, -1) if gray else x
     y = run_predictor(predictor, rgb, opts, on_window=on_window)
     changes = None if predictor.is_classical else correction_db(y, rgb.to(y))
-    evidence = [1.0] * y.shape[0] if changes is None else [blur_evidence(float(c)) for c in changes]
     infos: List[Optional[Dict[str, Any]]] = [None] * y.shape[0]
     if predictor.refine is not None:
         y, done = blend_classical(rgb.to(y), y, lambda: run_predictor(predictor.refine, rgb, opts).to(y),
                                   changes=changes)
         evidence = [i.evidence for i in done]
         infos = [{k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(i).items()} for i in done]
+    else:
+        evidence = [1.0] * y.shape[0] if changes is None else [blur_evidence(float(c)) for c in changes]
     y = (y.mean(1, keepdim=True) if gray else y).clamp_(0, 1)
     return (y[0] if single else y), evidence, infos
 

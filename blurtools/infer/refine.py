@@ -55,7 +55,7 @@ RAMP_DB = 4.0       # the share falls to 0 over this many dB below SHARP_DB
 GAIN_LOW = 1.15     # a sparsity gain at or below this is no evidence of blur
 GAIN_HIGH = 1.30    # at or above this, full evidence
 _ALIGN_SIDE = 512   # the registration looks at a central crop at most this big (a 1024 crop took 4x the time)
-_SPARSITY_SIDE = 512  # and so does the sparsity gain
+_SPARSITY_SIDE = 512  # the sparsity gain reads the gradients of a central crop at most this big
 
 
 @dataclass
