@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import typer
 
-from blurtools.errors import BlurtoolsError, UsageError
+from blurtools.errors import BlurtoolsError, Interrupted, UsageError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -69,6 +69,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
+        except Interrupted as exc:
+            raise fail(str(exc), EXIT_INTERRUPTED) from None
         except UsageError as exc:
             if debug:
                 traceback.print_exc()

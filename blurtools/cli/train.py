@@ -149,6 +149,7 @@ def command(
     val_every: Optional[int] = typer.Option(None, "--val-every", help="Validate every N steps (default 1000)."),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Log training losses every N steps (default 50)."),
     save_every: Optional[int] = typer.Option(None, "--save-every", help="Write last.pt every N steps (default 1000)."),
+    save_minutes: Optional[float] = typer.Option(None, "--save-minutes", help="Also write last.pt every N minutes of wall-clock time (default 10; 0 = by steps only). Ctrl-C / SIGTERM always finish the step, write last.pt and exit 130."),
     val_crop: Optional[int] = typer.Option(None, "--val-crop", help="Centre-crop validation images to this side (default 256; 0 = whole)."),
     val_limit: Optional[int] = typer.Option(None, "--val-limit", help="Validate on the first N samples only (default 0 = all)."),
     amp: Optional[str] = typer.Option(None, "--amp", help="none|bf16|fp16 mixed precision (default none). bf16 also runs on CPUs, fast on those with bf16 instructions (AVX512-BF16, AMX); fp16 is CUDA only."),
@@ -180,7 +181,7 @@ def command(
     flags = _given(model=model, data=data, val=val, out=out, steps=steps, epochs=epochs, batch=batch, patch=patch,
                    lr=lr, schedule=schedule, warmup=warmup, lr_step=lr_step, lr_gamma=lr_gamma,
                    lr_min_ratio=lr_min_ratio, grad_clip=grad_clip, workers=workers, seed=seed, val_every=val_every,
-                   log_every=log_every, save_every=save_every, val_crop=val_crop, val_limit=val_limit, amp=amp,
+                   log_every=log_every, save_every=save_every, save_minutes=save_minutes, val_crop=val_crop, val_limit=val_limit, amp=amp,
                    channels_last=channels_last, preload=preload, augment=augment, pretrained_vgg=pretrained_vgg,
                    device=device, stop_at=stop_at, init=init)
     if model_arg:

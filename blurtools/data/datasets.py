@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from blurtools.data.augment import Augment, PatchSpec, center_crop_box, patch_size, random_crop_box, sample_rng
-from blurtools.data.h5layout import open_h5, open_pack, read_ids
+from blurtools.data.h5layout import crc_of, open_h5, open_pack, read_ids
 from blurtools.data.sources import probe, read_sample_arrays
 from blurtools.errors import BlurtoolsError
 from blurtools.io.sampleset import SampleSet, is_sample_set
@@ -123,24 +123,30 @@ class H5Dataset(_PairDataset):
             None = no augmentation, centred crops.
         seed: seed of every random draw (see :func:`blurtools.data.augment.sample_rng`).
         as_tuple: return (blurry, sharp) instead of the dict.
+        check_crc: the first read of each sample in a process reads the whole sample (one HDF5 chunk, which
+            a crop decodes whole anyway) and checks it against the pack's CRC-32 (/crc); later reads of the
+            sample read just the crop.
     Raises:
         BlurtoolsError: naming the file when it is not a complete pack (another layout, truncated,
-            unfinished) and, at read time, naming the sample whose data does not read back.
+            unfinished) and, at read time, naming the sample whose data does not read back or fails its
+            checksum.
     """
 
     def __init__(self, path: "str | Path", frames: Optional[int] = None, patch: PatchSpec = None,
-                 augment: Optional[Augment] = None, seed: int = 0, as_tuple: bool = False):
+                 augment: Optional[Augment] = None, seed: int = 0, as_tuple: bool = False, check_crc: bool = True):
         self.path = Path(path)
         with open_pack(self.path) as f:  # checked and closed again: workers open their own handles
             total = int(f.attrs["frames"])
             self.ids = read_ids(f)
             self.sizes = f["sizes"][()]
+            self.crc = f["crc"][()] if check_crc else None
             self.bits = int(f.attrs.get("bits", 8))
             crf = f.attrs.get("crf")
             self.crf = crf.decode() if isinstance(crf, bytes) else (None if crf is None else str(crf))
         super().__init__(frames, patch, augment, seed, as_tuple, total)
         self._file: Any = None
         self._pid: Optional[int] = None
+        self._checked: set = set()
 
     def _where(self, index: int) -> str:
         return f"{self.path}: sample {self.ids[index]}"
@@ -165,11 +171,25 @@ class H5Dataset(_PairDataset):
         y, x, h, w = box
         fsel: Any = slice(None) if frames is None else list(frames)
         try:
+            if self.crc is not None and index not in self._checked:
+                b, s = self._read_checked(index)
+                return b[y:y + h, x:x + w], s[fsel, y:y + h, x:x + w]
             b = self._blurry[index, y:y + h, x:x + w]
             s = self._sharp[index, fsel, y:y + h, x:x + w]
         except (OSError, ValueError, KeyError) as exc:
             raise BlurtoolsError(f"{self._where(index)} (index {index}): data does not read back, the file is "
                                  f"truncated or corrupt ({str(exc).splitlines()[0]})") from None
+        return b, s
+
+    def _read_checked(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
+        """The whole sample ([h, w, 3] and [N, h, w, 3]) after checking it against its CRC-32."""
+        h, w = self._size(index)
+        b, s = self._blurry[index, :h, :w], self._sharp[index, :, :h, :w]
+        for name, data, stored in (("blurry", b, self.crc[index, 0]), ("sharp", s, self.crc[index, 1])):
+            if crc_of(data) != int(stored):
+                raise BlurtoolsError(f"{self._where(index)} (index {index}): {name} pixels fail their checksum "
+                                     f"(corrupt data); pack-h5 --verify {self.path} checks the whole pack")
+        self._checked.add(index)
         return b, s
 
     def close(self) -> None:
@@ -183,6 +203,7 @@ class H5Dataset(_PairDataset):
         for key in ("_file", "_blurry", "_sharp"):
             state.pop(key, None)
         state["_file"] = state["_pid"] = None
+        state["_checked"] = set()
         return state
 
     def __repr__(self) -> str:

@@ -41,7 +41,7 @@ AMP_MODES = ("none", "bf16", "fp16")
 DEFAULT_STEPS = 10000
 
 # What a resumed run may change: how long it runs and how it reports; everything else is the run's own.
-RESUME_OVERRIDABLE = frozenset({"steps", "epochs", "stop_at", "val_every", "log_every", "save_every", "workers",
+RESUME_OVERRIDABLE = frozenset({"steps", "epochs", "stop_at", "val_every", "log_every", "save_every", "save_minutes", "workers",
                                 "device", "val", "val_crop", "val_limit", "preload", "data", "out"})
 
 
@@ -67,6 +67,8 @@ class TrainConfig:
         workers: data-loading processes (0 = in the training process).
         seed: every random choice (init, data order, crops, flips) follows from it.
         val_every / log_every / save_every: in steps.
+        save_minutes: also write last.pt when this many minutes have passed since the last save (0 = only
+            by steps); SIGINT/SIGTERM always save before stopping.
         val_crop: validation images are centre-cropped to this square side (0 = whole images).
         val_limit: validate on the first N samples only (0 = all).
         amp: "none", "bf16" (CUDA or CPU autocast) or "fp16" (CUDA only; float32 with a logged note on the CPU).
@@ -104,6 +106,7 @@ class TrainConfig:
     val_every: int = 1000
     log_every: int = 50
     save_every: int = 1000
+    save_minutes: float = 10.0
     val_crop: int = 256
     val_limit: int = 0
     amp: str = "none"
@@ -132,6 +135,8 @@ class TrainConfig:
             raise UsageError(f"--steps {self.steps}: must be >= 1")
         if self.epochs is not None and self.epochs <= 0:
             raise UsageError(f"--epochs {self.epochs}: must be > 0")
+        if self.save_minutes < 0:
+            raise UsageError(f"--save-minutes {self.save_minutes}: must be >= 0")
         if self.lr <= 0:
             raise UsageError(f"--lr {self.lr}: must be > 0")
         if self.schedule not in SCHEDULES:
@@ -223,7 +228,7 @@ def combine(*layers: Mapping[str, Any]) -> Dict[str, Any]:
 
 _INTS = ("steps", "batch", "patch", "warmup", "lr_step", "workers", "seed", "val_every", "log_every", "save_every",
          "val_crop", "val_limit", "stop_at")
-_FLOATS = ("epochs", "lr", "lr_min_ratio", "lr_gamma", "grad_clip")
+_FLOATS = ("epochs", "save_minutes", "lr", "lr_min_ratio", "lr_gamma", "grad_clip")
 _BOOLS = ("channels_last", "preload", "pretrained_vgg", "augment")
 _STRS = ("model", "data", "val", "out", "schedule", "amp", "device")
 

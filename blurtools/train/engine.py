@@ -34,13 +34,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from blurtools.errors import BlurtoolsError
+from blurtools.errors import BlurtoolsError, Interrupted
 from blurtools.train import checkpoint as ckpt_io
 from blurtools.train import distributed as D
 from blurtools.train.config import (TrainConfig, build_perceptual, resolve_model_args, resolve_weights,
                                     total_steps, trainable_parameters, write_config_json)
 from blurtools.train.recipe import ObjectiveContext, Recipe
 from blurtools.train.schedule import StageSchedule, plan_stages
+from blurtools.train.stopping import SaveClock, ignore_interrupts_in_worker, stop_on_signals
 from blurtools.train.validation import evaluate
 
 log = logging.getLogger(__name__)
@@ -365,6 +366,7 @@ class _Trainer:
                         "critic_optimizer": self.critic_opt.state_dict(),
                         "critic_scaler": self.critic_scaler.state_dict()})
         ckpt_io.save_checkpoint(self.out / "last.pt", rec)
+        self.save_clock.saved()
 
     # -------------------------------------------------------------------------------------- the run
     def run(self) -> TrainResult:
@@ -377,11 +379,14 @@ class _Trainer:
         if info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             write_config_json(self.out / "config.json", cfg, resolved)
+            if self.resume_from is None:
+                _rotate(self.out / "metrics.jsonl")
         saved_rng = self.state["rng"] if self.state is not None else None
         stream = D.StepBatches(self.train_ds, cfg.batch, cfg.seed, info.rank, info.world)
         # A private generator keeps the loader from drawing on the global RNG (resume must not shift it).
         loader = torch.utils.data.DataLoader(stream, batch_size=None, sampler=range(self.step, self.end),
                                              num_workers=cfg.workers, pin_memory=self.cuda,
+                                             worker_init_fn=ignore_interrupts_in_worker if cfg.workers else None,
                                              generator=torch.Generator().manual_seed(cfg.seed))
         self.emit({"event": "start", "step": self.step, "total": self.total, "end": self.end,
                    "resumed": self.resume_from is not None, **resolved})
@@ -393,17 +398,19 @@ class _Trainer:
         self.model.train()
         self.stage_index, self.stage, self.lr = -1, self.recipe.stages[0], cfg.lr
         batches = iter(loader)
-        for index, (start, end) in enumerate(self.bounds):
-            if end <= self.step or self.step >= self.end:
-                continue
-            if end == start:
-                log.warning("stage %s gets no steps out of %d; skipped", self.recipe.stages[index].name, self.total)
-                continue
-            self._enter_stage(index)
-            while self.step < min(end, self.end):
-                self._train_step(self._to_device(next(batches)))
-                self.step += 1
-                self._after_step(stage_end=end)
+        self.save_clock = SaveClock(cfg.save_minutes)
+        with stop_on_signals() as self.stop:
+            for index, (start, end) in enumerate(self.bounds):
+                if end <= self.step or self.step >= self.end:
+                    continue
+                if end == start:
+                    log.warning("stage %s gets no steps out of %d; skipped", self.recipe.stages[index].name, self.total)
+                    continue
+                self._enter_stage(index)
+                while self.step < min(end, self.end):
+                    self._train_step(self._to_device(_next_batch(batches)))
+                    self.step += 1
+                    self._after_step(stage_end=end)
         if self.stage_index < 0:  # nothing left to train (a finished run resumed): still report a stage
             self._enter_stage(len(self.bounds) - 1)
         return self._finish()
@@ -415,8 +422,19 @@ class _Trainer:
             self._log_train()
         if self.val_ds is not None and (step % cfg.val_every == 0 or step == self.total):
             self._validate()
-        if step % cfg.save_every == 0 or step == stage_end or step == self.end:
+        timed, stopping = self._agree(self.save_clock.due(), bool(self.stop))
+        if step % cfg.save_every == 0 or step == stage_end or step == self.end or timed or stopping:
             self._save_state()
+        if stopping:
+            raise Interrupted(f"interrupted at step {step} of {self.total} ({self.stop.signal_name or 'another process'}); "
+                              f"{self.out / 'last.pt'} holds the run; continue with --resume")
+
+    def _agree(self, *flags: bool) -> List[bool]:
+        """Each flag set on any process (the processes must save and stop together)."""
+        if not self.info.enabled:
+            return list(flags)
+        votes = D.all_reduce_sum(self.info, torch.tensor([float(f) for f in flags], device=self.device))
+        return [bool(v > 0) for v in votes.tolist()]
 
     def _finish(self) -> TrainResult:
         info, finished = self.info, self.step >= self.total
@@ -439,6 +457,26 @@ class _Trainer:
                            best_psnr=self.best_psnr, last_val=self.last_val, weights=weights)
 
 
+def _next_batch(batches: Any) -> Any:
+    """The loader's next batch; a data error raised in a loader process comes back as its own one line
+    (the loader wraps it in the worker's traceback)."""
+    try:
+        return next(batches)
+    except BlurtoolsError as exc:
+        text = str(exc)
+        if "Original Traceback" not in text:
+            raise
+        last = text.rstrip().splitlines()[-1]
+        raise type(exc)(last.split(f"{type(exc).__name__}: ", 1)[-1]) from None
+
+
+def _rotate(metrics: Path) -> None:
+    """A fresh run in a folder whose earlier run never saved moves the old log to ``metrics.jsonl.1``."""
+    if metrics.is_file():
+        metrics.replace(metrics.with_name(metrics.name + ".1"))
+        log.info("%s: the log of an earlier, unsaved run moved to %s.1", metrics, metrics.name)
+
+
 def train(cfg: TrainConfig, arch_cls: type, recipe: Recipe, *, resume: bool = False,
           callback: Optional[Callback] = None) -> TrainResult:
     """Train ``arch_cls`` with ``recipe`` as ``cfg`` says; under torchrun, as one process of the job.
@@ -456,6 +494,7 @@ def train(cfg: TrainConfig, arch_cls: type, recipe: Recipe, *, resume: bool = Fa
 
     Raises:
         BlurtoolsError / UsageError: bad data, folder, options, missing VGG weights, divergence.
+        Interrupted: SIGINT/SIGTERM arrived; the step in progress was finished and last.pt written.
     """
     info = D.setup(cfg.device)
     try:
