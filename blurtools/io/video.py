@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence
 import numpy as np
 
 from blurtools.errors import BlurtoolsError
-from blurtools.io.atomic import atomic_path
+from blurtools.io.atomic import atomic_path, atomic_write_bytes
 from blurtools.io.images import IMAGE_EXTENSIONS, read_array
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif")
@@ -160,33 +160,27 @@ def _xmp_description(text: str) -> bytes:
 
 def write_gif(path: "str | Path", frames: Sequence[np.ndarray], fps: float = 10.0, loop: int = 0,
               comment: Optional[str] = None) -> None:
-    """Write uint8 (H, W, 3) frames as an animated GIF atomically.
+    """Write uint8 (H, W, 3) frames as an animated GIF atomically, every frame kept (identical ones too).
 
     ``loop``: how many times the animation plays, 0 = forever. ``comment`` is stored in the GIF.
     """
-    import imageio.v3 as iio
+    from blurtools.io.animation import gif_bytes
 
     frames = [_to_rgb8(f, str(path)) for f in frames]
     if not frames:
         raise BlurtoolsError(f"{path}: no frames to write")
-    kw: dict = {} if loop == 1 else {"loop": 0 if not loop else loop - 1}  # GIF counts repeats after the first
-    if comment:
-        kw["comment"] = comment.encode()
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, **kw)
+    atomic_write_bytes(path, gif_bytes(frames, fps, loop=loop, comment=comment))
 
 
 def write_webp(path: "str | Path", frames: Sequence[np.ndarray], fps: float = 10.0, loop: int = 0,
                comment: Optional[str] = None) -> None:
-    """Write a lossless animated WebP atomically (``loop`` 0 = forever; ``comment`` as XMP)."""
-    import imageio.v3 as iio
+    """Write a lossless animated WebP atomically, every frame kept (``loop`` 0 = forever; ``comment`` as XMP)."""
+    from blurtools.io.animation import webp_bytes
 
     frames = [_to_rgb8(f, str(path)) for f in frames]
     if not frames:
         raise BlurtoolsError(f"{path}: no frames to write")
-    kw = {"xmp": _xmp_description(comment)} if comment else {}
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.stack(frames), extension=".webp", duration=1000.0 / fps, loop=loop, lossless=True, **kw)
+    atomic_write_bytes(path, webp_bytes(frames, fps, loop=loop, xmp=_xmp_description(comment) if comment else None))
 
 
 def write_mp4(path: "str | Path", frames: Iterable[np.ndarray], fps: float = 10.0, quality: int = 8,
