@@ -83,8 +83,9 @@ def test_video_scores_reversed_prediction(tmp_path):
     res = run(tmp_path / "pred", tmp_path / "set", "--video", "--json")
     assert res.returncode == 0, res.stderr
     item = json.loads(res.stdout)["items"][0]
-    assert item["order"] == "reversed" and item["psnr"] is None and item["frames"] == 5  # identical: inf -> null
-    assert item["middle_psnr"] is None
+    # identical frames: PSNR capped at 100 dB (the output says so), never inf
+    assert item["order"] == "reversed" and item["psnr"] == 100.0 and item["frames"] == 5
+    assert item["middle_psnr"] == 100.0
 
 
 def test_sample_set_ground_truth(tmp_path):
@@ -93,7 +94,7 @@ def test_sample_set_ground_truth(tmp_path):
     w.add("a", sum(frames) / 3, frames)
     write_image(tmp_path / "pred" / "a.png", frames[1])
     doc = json.loads(run(tmp_path / "pred", tmp_path / "set", "--json").stdout)
-    assert doc["items"][0]["name"] == "a" and doc["items"][0]["psnr"] is None
+    assert doc["items"][0]["name"] == "a" and doc["items"][0]["psnr"] == 100.0
 
 
 def _error(res, *fragments):

@@ -41,7 +41,7 @@ class SsimWindow(str, Enum):
 
 
 # Wide or free-text columns stay out of the table (they are in the CSV and JSON).
-_TABLE_SKIP = ("width", "height", "homography", "reason")
+_TABLE_SKIP = ("width", "height", "homography", "reason", "frame_psnr")
 
 
 def _fmt(v: Any, key: str) -> str:
@@ -66,7 +66,7 @@ def _footer(key: str, summary: Dict[str, Any]) -> str:
     return _fmt(summary.get(key), key)
 
 
-def _print_table(rows: List[Dict[str, Any]], summary: Dict[str, Any], title: str) -> None:
+def _print_table(rows: List[Dict[str, Any]], summary: Dict[str, Any], title: str, notes: List[str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -79,6 +79,25 @@ def _print_table(rows: List[Dict[str, Any]], summary: Dict[str, Any], title: str
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
     console.print(title, highlight=False, soft_wrap=True)
     console.print(table)
+    for note in notes:
+        console.print(note, highlight=False, soft_wrap=True, markup=False)
+
+
+def _coverage_notes(summary: Dict[str, Any], missing: List[str]) -> List[str]:
+    """Lines saying what the means cover: missing predictions, capped PSNRs, gray conversions."""
+    from blurtools.metrics.folder_scoring import IDENTICAL_PSNR_DB
+
+    notes = []
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        notes.append(f"mean over {summary['count']}: {len(missing)} of {summary['count'] + len(missing)} "
+                     f"ground-truth item(s) have no prediction ({shown})")
+    if summary.get("psnr_capped"):
+        notes.append(f"{summary['psnr_capped']} identical pair(s): PSNR capped at {IDENTICAL_PSNR_DB:g} dB (MSE = 0)")
+    if summary.get("converted_to_gray"):
+        notes.append(f"{summary['converted_to_gray']} RGB prediction(s) converted to gray (L = 0.299 R + 0.587 G + "
+                     "0.114 B) to meet their gray ground truth")
+    return notes
 
 
 def _csv_value(v: Any) -> Any:
@@ -114,6 +133,7 @@ def command(
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image rows and the mean to this CSV file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (stable keys) on stdout instead of a table."),
     ignore_unmatched: bool = typer.Option(False, "--ignore-unmatched", help="Score the matched pairs even when some predictions have no ground truth."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Exit 0 even when some ground-truth items have no prediction (the table and JSON always say how many; the means cover the others)."),
     align: Optional[AlignModel] = typer.Option(
         None, "--align", help="Align each prediction to its ground truth first and score the valid region only "
         "(rows gain status, dx, dy, alpha: the prediction's offset in px and the intensity scale applied to it). "
@@ -147,7 +167,9 @@ def command(
     """
     from blurtools.io.pairs import match
     from blurtools.metrics.folder_scoring import (
+        IDENTICAL_PSNR_DB,
         ScoreOptions,
+        finish_rows,
         json_safe,
         score_best_of_gt,
         score_image_pairs,
@@ -169,9 +191,6 @@ def command(
                              "(--ignore-unmatched scores the rest)")
     if not matching.pairs:
         raise BlurtoolsError(f"{pred}: nothing matches the ground truth in {gt}")
-    if matching.unmatched_gt and not quiet:
-        print(f"note: {len(matching.unmatched_gt)} ground-truth item(s) have no prediction "
-              f"(e.g. {matching.unmatched_gt[0]})", file=sys.stderr)
     metric = None
     if lpips is not None:
         from blurtools.metrics.lpips_metric import LpipsMetric
@@ -183,9 +202,13 @@ def command(
     with progress(len(matching.pairs), "scoring", quiet) as bar:
         scorer = score_sequence_pairs if video else (score_best_of_gt if best_of_gt else score_image_pairs)
         rows = scorer(matching.pairs, opts, dev, lpips=metric, on_done=bar.advance)
+    done = finish_rows(rows)
     summary = summarize(rows)
+    summary.update(done, missing=len(matching.unmatched_gt))
+    notes = _coverage_notes(summary, matching.unmatched_gt)
     options = {"pred": str(pred), "gt": str(gt), "ssim": ssim_mode.value, "y": y, "crop_border": crop_border,
-               "lpips": lpips.value if lpips else None, "video": video}
+               "lpips": lpips.value if lpips else None, "video": video, "identical_psnr_db": IDENTICAL_PSNR_DB,
+               "allow_missing": allow_missing}
     if align is not None or best_of_gt:
         options.update(align=align.value if align else None, best_of_gt=best_of_gt)
     if align is not None:
@@ -206,7 +229,13 @@ def command(
         json.dump(json_safe(doc), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
-        _print_table(rows, summary, f"{pred} vs {gt}")
+        _print_table(rows, summary, f"{pred} vs {gt}", notes)
+    if not quiet and as_json:
+        for note in notes[1 if matching.unmatched_gt else 0:]:
+            print(f"note: {note}", file=sys.stderr)
+    if matching.unmatched_gt and not allow_missing:
+        sys.stdout.flush()
+        raise BlurtoolsError(f"{gt}: {notes[0].split(': ', 1)[1]}; --allow-missing accepts scores over the others")
 
 
 MAN_EXAMPLES = [

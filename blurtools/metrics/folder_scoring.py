@@ -32,6 +32,7 @@ from blurtools.metrics.image import compute_image_metrics
 from blurtools.metrics.lpips_metric import LpipsMetric
 from blurtools.metrics.masked import inner_rectangle, masked_psnr, masked_ssim
 from blurtools.metrics.video import score_video
+from blurtools.ops.color import to_gray
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,21 @@ def _peak(a: np.ndarray) -> int:
     return 65535 if a.dtype == np.uint16 else 255
 
 
-def _decode_pair(pair: Pair) -> Tuple[Pair, torch.Tensor, torch.Tensor, int]:
+def _decode_pair(pair: Pair) -> Tuple[Pair, torch.Tensor, torch.Tensor, int, bool]:
+    """(pair, prediction (C, H, W), ground truth (C, H, W), peak, whether an RGB prediction was converted to
+    gray to meet a gray ground truth (Rec.601 luminance, as an RGB-to-gray save computes it))."""
     a, b = read_array(pair.pred), read_array(pair.gt)  # type: ignore[arg-type]
     if a.shape[:2] != b.shape[:2]:
         raise BlurtoolsError(f"{pair.pred}: size {a.shape[1]}x{a.shape[0]} differs from its ground truth "
                              f"{pair.gt} ({b.shape[1]}x{b.shape[0]})")
     peak = max(_peak(a), _peak(b))
     pa, pb = array_to_tensor(a, keep_gray=True), array_to_tensor(b, keep_gray=True)
-    if pa.shape[0] != pb.shape[0]:
+    to_gray_now = pa.shape[0] == 3 and pb.shape[0] == 1
+    if to_gray_now:
+        pa = to_gray(pa[None])[0]
+    elif pa.shape[0] != pb.shape[0]:  # a gray prediction of a colour picture: scored as the gray RGB it shows
         pa, pb = pa.expand(3, -1, -1), pb.expand(3, -1, -1)
-    return pair, pa, pb, peak
+    return pair, pa, pb, peak, to_gray_now
 
 
 def _prefetch(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, ahead: int) -> Iterator[Any]:
@@ -162,7 +168,7 @@ def score_image_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.d
     if device.type == "cpu" and opts.workers > 1:
         return _score_pairs_in_threads(pairs, opts, lpips, on_done)
     rows: List[Dict[str, Any]] = []
-    batch: List[Tuple[Pair, torch.Tensor, torch.Tensor, int]] = []
+    batch: List[Tuple[Pair, torch.Tensor, torch.Tensor, int, bool]] = []
 
     def flush() -> None:
         if not batch:
@@ -170,10 +176,12 @@ def score_image_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.d
         pred = torch.stack([b[1] for b in batch]).to(device)
         gt = torch.stack([b[2] for b in batch]).to(device)
         metrics = _metrics_rows(pred, gt, batch[0][3], opts, lpips)
-        for i, (pair, p, _, _) in enumerate(batch):
+        for i, (pair, p, _, _, gray) in enumerate(batch):
             row: Dict[str, Any] = {"name": pair.key}
             row.update(metrics[i])
             row.update(width=int(p.shape[-1]), height=int(p.shape[-2]))
+            if gray:
+                row["_converted_to_gray"] = True
             rows.append(row)
         if on_done:
             on_done(len(batch))
@@ -197,10 +205,12 @@ def _score_pairs_in_threads(pairs: Sequence[Pair], opts: ScoreOptions, lpips: Op
     """
 
     def one(pair: Pair) -> Dict[str, Any]:
-        pair, p, g, peak = _decode_pair(pair)
+        pair, p, g, peak, gray = _decode_pair(pair)
         row: Dict[str, Any] = {"name": pair.key}
         row.update(_metrics_rows(p[None], g[None], peak, opts, lpips)[0])
         row.update(width=int(p.shape[-1]), height=int(p.shape[-2]))
+        if gray:
+            row["_converted_to_gray"] = True
         return row
 
     threads = torch.get_num_threads()
@@ -336,14 +346,40 @@ def score_sequence_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torc
         row.update(middle_psnr=s.middle_psnr, middle_ssim=s.middle_ssim)
         if lpips is not None:
             row["middle_lpips"] = s.middle_lpips
-        row.update(width=int(pred.shape[-1]), height=int(pred.shape[-2]))
+        row.update(width=int(pred.shape[-1]), height=int(pred.shape[-2]), frame_psnr=list(s.frame_psnr))
         rows.append(row)
         if on_done:
             on_done(1)
     return rows
 
 
-NUMERIC_SKIP = ("width", "height", "frames", "gt_frame", "gt_frames", "dx", "dy", "alpha")
+IDENTICAL_PSNR_DB = 100.0
+"""PSNR reported for an identical pair (MSE = 0, where the formula gives inf), as evaluation scripts of the
+deblurring literature (DeblurGAN's among them) cap it, so a set's mean stays finite."""
+
+
+def finish_rows(rows: List[Dict[str, Any]]) -> Dict[str, int]:
+    """Cap the PSNR of identical images (and of identical frames, before a sequence's mean) at
+    IDENTICAL_PSNR_DB and drop the rows' private notes; returns what was done: ``{"psnr_capped": rows
+    with a capped value, "converted_to_gray": RGB predictions scored as gray against gray ground truth}``."""
+    capped = gray = 0
+    for row in rows:
+        gray += bool(row.pop("_converted_to_gray", False))
+        hit = False
+        if isinstance(row.get("frame_psnr"), list):
+            frames = [min(v, IDENTICAL_PSNR_DB) for v in row["frame_psnr"]]
+            hit = frames != row["frame_psnr"]
+            if hit:
+                row["frame_psnr"] = frames
+                row["psnr"] = float(np.mean(frames))
+        for key in ("psnr", "middle_psnr"):
+            if isinstance(row.get(key), float) and math.isinf(row[key]) and row[key] > 0:
+                row[key], hit = IDENTICAL_PSNR_DB, True
+        capped += hit
+    return {"psnr_capped": capped, "converted_to_gray": gray}
+
+
+NUMERIC_SKIP = ("width", "height", "frame_psnr", "frames", "gt_frame", "gt_frames", "dx", "dy", "alpha")
 
 
 def summarize(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
