@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import typer
 
-from blurtools.errors import BlurtoolsError, Interrupted, UsageError
+from blurtools.errors import BlurtoolsError, Interrupted, UsageError, os_reason
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -84,6 +84,13 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except MemoryError:
             raise fail("out of memory; try a smaller --tile or --batch", EXIT_FAILURE) from None
+        except OSError as exc:
+            if debug:
+                traceback.print_exc()
+            if exc.filename is None:  # no file to name: an unexpected failure after all
+                raise fail(f"{type(exc).__name__}: {os_reason(exc)} (rerun with --debug for the traceback)") from None
+            # writers name their output (OutputError); this catches folders made outside them
+            raise fail(f"{exc.filename}: {os_reason(exc)}", EXIT_FAILURE) from None
         except Exception as exc:  # an unexpected failure still gets one line; --debug shows where
             if debug:
                 traceback.print_exc()

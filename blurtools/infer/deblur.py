@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from blurtools import __version__
-from blurtools.errors import BlurtoolsError, UsageError
+from blurtools.errors import BlurtoolsError, OutputError, UsageError
 from blurtools.infer.loading import MIN_WINDOW, Predictor
 from blurtools.infer.tiling import run_tiled
 from blurtools.io.images import IMAGE_EXTENSIONS, array_to_tensor, is_image_path, read_array, tensor_to_array
@@ -334,7 +334,7 @@ class _Outcome:
 
 def _fail(outcome: _Outcome, job: Job, exc: BaseException, keep_going: bool) -> None:
     msg = str(exc) if isinstance(exc, BlurtoolsError) else f"{job.src}: {type(exc).__name__}: {exc}"
-    if not keep_going:
+    if not keep_going or isinstance(exc, OutputError):  # an output that cannot be written stops every input
         if isinstance(exc, BlurtoolsError):
             raise exc
         raise BlurtoolsError(msg) from exc
@@ -383,7 +383,7 @@ def deblur_files(predictor: Predictor, jobs: Sequence[Job], opts: InferOptions, 
             fut.result()
         except Exception as exc:
             if stopping:      # the run is already failing with its own error; do not mask it
-                log.warning("%s: not written (%s)", job.dst, exc)
+                (log.debug if isinstance(exc, OutputError) else log.warning)("%s: not written (%s)", job.dst, exc)
                 return
             _fail(outcome, job, exc, opts.keep_going)
         if on_done:
