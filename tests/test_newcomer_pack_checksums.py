@@ -38,15 +38,13 @@ def corrupt_pack(tmp_path):
     return pack
 
 
-def _train(*args):
-    import blurtools.cli.train as cli_train
+@pytest.fixture(autouse=True)
+def tiny_models(monkeypatch):
+    tiny.install(monkeypatch.setitem)
 
-    real = cli_train.lookup_model
-    cli_train.lookup_model = lambda name: tiny.MODELS[name] if name in tiny.MODELS else real(name)
-    try:
-        return CliRunner().invoke(app, ["train", "--model", "tiny", *map(str, args)])
-    finally:
-        cli_train.lookup_model = real
+
+def _train(*args):
+    return CliRunner().invoke(app, ["train", "--model", "tiny", *map(str, args)])
 
 
 def test_the_dataset_refuses_a_sample_whose_checksum_fails(corrupt_pack):

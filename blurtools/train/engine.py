@@ -37,11 +37,14 @@ from torch import nn
 from blurtools.errors import BlurtoolsError, Interrupted
 from blurtools.train import checkpoint as ckpt_io
 from blurtools.train import distributed as D
-from blurtools.train.config import (TrainConfig, build_perceptual, resolve_model_args, resolve_weights,
-                                    total_steps, trainable_parameters, write_config_json)
+from blurtools.train.config import TrainConfig, settle_run, write_config_json
 from blurtools.train.recipe import ObjectiveContext, Recipe
+from blurtools.train.recipes import lookup_model
+from blurtools.train.resolve import (build_perceptual, resolve_model_args, resolve_weights, total_steps,
+                                     trainable_parameters)
 from blurtools.train.schedule import StageSchedule, plan_stages
-from blurtools.train.stopping import SaveClock, ignore_interrupts_in_worker, stop_on_signals
+from blurtools.train.stopping import (SaveClock, agree, ignore_interrupts_in_worker, next_batch, rotate_log,
+                                      stop_on_signals)
 from blurtools.train.validation import evaluate
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,7 @@ class TrainResult:
     best_psnr: Optional[float]
     last_val: Optional[Dict[str, float]]
     weights: Optional[Path]
+    config: Optional[TrainConfig] = None
 
 
 class _Runner(nn.Module):
@@ -83,10 +87,10 @@ def _seed_all(seed: int) -> None:
 
 
 class _Trainer:
-    def __init__(self, cfg: TrainConfig, arch_cls: type, recipe: Recipe, resume: bool, callback: Optional[Callback],
-                 info: D.DistInfo):
+    def __init__(self, cfg: TrainConfig, arch_cls: type, recipe: Recipe, resume: bool, resume_from: Optional[Path],
+                 callback: Optional[Callback], info: D.DistInfo):
         self.cfg, self.arch_cls, self.recipe, self.info = cfg, arch_cls, recipe, info
-        self.resume, self.callback = resume, callback
+        self.resume, self.resume_from, self.callback = resume, resume_from, callback
         self.device = info.device
         self.cuda = self.device.type == "cuda"
         self.out = Path(cfg.out)
@@ -123,8 +127,7 @@ class _Trainer:
         self.weights = resolve_weights(recipe.default_weights, cfg.loss_weights, cfg.model)
         # The VGG file is checked before anything else is loaded, so a missing file stops the run at once.
         self.perceptual = build_perceptual(recipe, self.weights, cfg.pretrained_vgg, self.device, cfg.seed)
-        self.resume_from = ckpt_io.check_run_folder(self.out, cfg.model, self.resume)
-        D.barrier(info)  # every process has checked the folder before rank 0 writes into it
+        D.barrier(info)  # every process has checked the folder (settle_run) before rank 0 writes into it
         self.train_ds = D.open_training_data(cfg.data, cfg.patch, cfg.augment, cfg.seed, cfg.preload)
         self.val_ds = D.open_validation_data(cfg.val) if cfg.val else None
         self.frames = D.data_frames(self.train_ds, cfg.data, recipe.frames, cfg.model)
@@ -380,7 +383,7 @@ class _Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             write_config_json(self.out / "config.json", cfg, resolved)
             if self.resume_from is None:
-                _rotate(self.out / "metrics.jsonl")
+                rotate_log(self.out / "metrics.jsonl")
         saved_rng = self.state["rng"] if self.state is not None else None
         stream = D.StepBatches(self.train_ds, cfg.batch, cfg.seed, info.rank, info.world)
         # A private generator keeps the loader from drawing on the global RNG (resume must not shift it).
@@ -408,7 +411,7 @@ class _Trainer:
                     continue
                 self._enter_stage(index)
                 while self.step < min(end, self.end):
-                    self._train_step(self._to_device(_next_batch(batches)))
+                    self._train_step(self._to_device(next_batch(batches)))
                     self.step += 1
                     self._after_step(stage_end=end)
         if self.stage_index < 0:  # nothing left to train (a finished run resumed): still report a stage
@@ -422,19 +425,12 @@ class _Trainer:
             self._log_train()
         if self.val_ds is not None and (step % cfg.val_every == 0 or step == self.total):
             self._validate()
-        timed, stopping = self._agree(self.save_clock.due(), bool(self.stop))
+        timed, stopping = agree(self.info, self.device, self.save_clock.due(), bool(self.stop))
         if step % cfg.save_every == 0 or step == stage_end or step == self.end or timed or stopping:
             self._save_state()
         if stopping:
             raise Interrupted(f"interrupted at step {step} of {self.total} ({self.stop.signal_name or 'another process'}); "
                               f"{self.out / 'last.pt'} holds the run; continue with --resume")
-
-    def _agree(self, *flags: bool) -> List[bool]:
-        """Each flag set on any process (the processes must save and stop together)."""
-        if not self.info.enabled:
-            return list(flags)
-        votes = D.all_reduce_sum(self.info, torch.tensor([float(f) for f in flags], device=self.device))
-        return [bool(v > 0) for v in votes.tolist()]
 
     def _finish(self) -> TrainResult:
         info, finished = self.info, self.step >= self.total
@@ -454,50 +450,34 @@ class _Trainer:
                        **(self.last_val or {})}, to_file=True)
         D.barrier(info)
         return TrainResult(out=self.out, step=self.step, total_steps=self.total, finished=finished,
-                           best_psnr=self.best_psnr, last_val=self.last_val, weights=weights)
+                           best_psnr=self.best_psnr, last_val=self.last_val, weights=weights, config=self.cfg)
 
 
-def _next_batch(batches: Any) -> Any:
-    """The loader's next batch; a data error raised in a loader process comes back as its own one line
-    (the loader wraps it in the worker's traceback)."""
-    try:
-        return next(batches)
-    except BlurtoolsError as exc:
-        text = str(exc)
-        if "Original Traceback" not in text:
-            raise
-        last = text.rstrip().splitlines()[-1]
-        raise type(exc)(last.split(f"{type(exc).__name__}: ", 1)[-1]) from None
-
-
-def _rotate(metrics: Path) -> None:
-    """A fresh run in a folder whose earlier run never saved moves the old log to ``metrics.jsonl.1``."""
-    if metrics.is_file():
-        metrics.replace(metrics.with_name(metrics.name + ".1"))
-        log.info("%s: the log of an earlier, unsaved run moved to %s.1", metrics, metrics.name)
-
-
-def train(cfg: TrainConfig, arch_cls: type, recipe: Recipe, *, resume: bool = False,
-          callback: Optional[Callback] = None) -> TrainResult:
-    """Train ``arch_cls`` with ``recipe`` as ``cfg`` says; under torchrun, as one process of the job.
+def train(cfg: TrainConfig, arch_cls: Optional[type] = None, recipe: Optional[Recipe] = None, *,
+          resume: bool = False, callback: Optional[Callback] = None) -> TrainResult:
+    """Train model ``cfg.model`` as ``cfg`` says; under torchrun, as one process of the job.
 
     Args:
-        cfg: a validated :class:`TrainConfig` (``cfg.model`` names the architecture in checkpoints).
-        arch_cls: the model class (model contract of PREAMBLE: ``kind``, ``model_args``, ``frames``).
-        recipe: its :class:`Recipe`.
-        resume: continue from RUN/last.pt (a fresh start when there is none yet). Without it, a folder
-            that already holds a run is refused.
+        cfg: a :class:`TrainConfig`; validated here (``settle_run``), with the resume policy applied.
+        arch_cls, recipe: the model class (its contract: ``kind``, ``model_args``, ``frames``) and its
+            :class:`Recipe`; None = the registered ones of ``cfg.model``.
+        resume: continue from RUN/last.pt (a fresh start when there is none yet), keeping the run's stored
+            configuration except the keys a resumed run may change. Without it, a folder that already holds
+            a run is refused.
         callback: receives progress records on rank 0 (see the module docstring).
 
     Returns:
-        :class:`TrainResult`.
+        :class:`TrainResult` (its ``config`` is the configuration the run used).
 
     Raises:
         BlurtoolsError / UsageError: bad data, folder, options, missing VGG weights, divergence.
         Interrupted: SIGINT/SIGTERM arrived; the step in progress was finished and last.pt written.
     """
+    cfg, resume_from = settle_run(cfg, resume)
+    if arch_cls is None or recipe is None:
+        arch_cls, recipe = lookup_model(cfg.model)
     info = D.setup(cfg.device)
     try:
-        return _Trainer(cfg.validate(), arch_cls, recipe, resume, callback, info).run()
+        return _Trainer(cfg, arch_cls, recipe, resume, resume_from, callback, info).run()
     finally:
         D.teardown(info)

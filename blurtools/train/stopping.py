@@ -14,7 +14,12 @@ import logging
 import signal
 import threading
 import time
-from typing import Any, Callable, Iterator, Optional
+from pathlib import Path
+from typing import Any, Callable, Iterator, List, Optional
+
+import torch
+
+from blurtools.errors import BlurtoolsError
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +83,33 @@ class SaveClock:
 
     def saved(self) -> None:
         self.last = self.clock()
+
+
+def agree(info: Any, device: torch.device, *flags: bool) -> List[bool]:
+    """Each flag set on any process of the job (the processes must save and stop together)."""
+    if not info.enabled:
+        return list(flags)
+    from blurtools.train import distributed as D
+
+    votes = D.all_reduce_sum(info, torch.tensor([float(f) for f in flags], device=device))
+    return [bool(v > 0) for v in votes.tolist()]
+
+
+def next_batch(batches: Any) -> Any:
+    """The loader's next batch; a data error raised in a loader process comes back as its own one line
+    (the loader wraps it in the worker's traceback)."""
+    try:
+        return next(batches)
+    except BlurtoolsError as exc:
+        text = str(exc)
+        if "Original Traceback" not in text:
+            raise
+        last = text.rstrip().splitlines()[-1]
+        raise type(exc)(last.split(f"{type(exc).__name__}: ", 1)[-1]) from None
+
+
+def rotate_log(metrics: Path) -> None:
+    """A fresh run in a folder whose earlier run never saved moves the old log to ``metrics.jsonl.1``."""
+    if metrics.is_file():
+        metrics.replace(metrics.with_name(metrics.name + ".1"))
+        log.info("%s: the log of an earlier, unsaved run moved to %s.1", metrics, metrics.name)
