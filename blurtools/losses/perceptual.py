@@ -80,8 +80,8 @@ def _load_vgg16_features(pretrained: bool, upto: int) -> nn.Sequential:
     if not os.path.isfile(path):
         raise BlurtoolsError(
             f"{path}: VGG16 ImageNet weights missing; put {VGG16_FILE} in {os.path.dirname(path)} "
-            "(the file torchvision downloads for vgg16(weights='IMAGENET1K_V1')), or set the perceptual "
-            "loss weight to 0")
+            "(the file torchvision downloads for vgg16(weights='IMAGENET1K_V1')), or set the loss "
+            "weights that use it to 0")
     features = vgg16_features(upto)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -40,8 +40,8 @@ from blurtools.train import distributed as D
 from blurtools.train.config import TrainConfig, settle_run, write_config_json
 from blurtools.train.recipe import ObjectiveContext, Recipe
 from blurtools.train.recipes import lookup_model
-from blurtools.train.resolve import (build_perceptual, resolve_model_args, resolve_weights, total_steps,
-                                     trainable_parameters)
+from blurtools.train.resolve import (build_perceptual, offline_loss_weights, resolve_model_args, resolve_weights,
+                                     total_steps, trainable_parameters)
 from blurtools.train.schedule import StageSchedule, plan_stages
 from blurtools.train.stopping import (SaveClock, agree, ignore_interrupts_in_worker, next_batch, rotate_log,
                                       stop_on_signals)
@@ -125,6 +125,9 @@ class _Trainer:
     def prepare(self) -> None:
         cfg, info, recipe = self.cfg, self.info, self.recipe
         self.weights = resolve_weights(recipe.default_weights, cfg.loss_weights, cfg.model)
+        self.weights, off = offline_loss_weights(recipe, self.weights, cfg.loss_weights, cfg.pretrained_vgg, cfg.model)
+        # recorded as the run's own choice: config.json says so, and a resumed run keeps them off
+        cfg.loss_weights = {**cfg.loss_weights, **{k: self.weights[k] for k in off}}
         # The VGG file is checked before anything else is loaded, so a missing file stops the run at once.
         self.perceptual = build_perceptual(recipe, self.weights, cfg.pretrained_vgg, self.device, cfg.seed)
         D.barrier(info)  # every process has checked the folder (settle_run) before rank 0 writes into it

@@ -93,6 +93,9 @@ class Recipe:
         frames: number of sharp frames the data must carry; None = any.
         critic_weight: the loss weight through which the critic acts on the generator; when the user sets
             it to 0 the critic's updates are skipped (they could not change the generator).
+        offline_weights: loss weights set in place of the ``needs_vgg`` terms when those are switched off
+            because the VGG16 ImageNet file is absent (e.g. a pixel loss for a GAN whose content loss is
+            perceptual); empty = the terms are just switched off.
     """
 
     stages: Tuple[Stage, ...]
@@ -104,6 +107,7 @@ class Recipe:
     vgg_layers: Tuple[str, ...] = ("relu2_2", "relu3_3")
     frames: Optional[int] = None
     critic_weight: Optional[str] = None
+    offline_weights: Dict[str, float] = field(default_factory=dict)
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from typing import Any, Dict, List, Mapping, Optional
 
 import torch
@@ -22,6 +23,38 @@ def resolve_weights(default_weights: Mapping[str, float], given: Mapping[str, fl
         raise UsageError(f"--loss-weight {unknown[0]}: model {model} has no such loss; its weights are "
                          f"{', '.join(f'{k}={v:g}' for k, v in sorted(default_weights.items())) or '(none)'}")
     return {**{k: float(v) for k, v in default_weights.items()}, **{k: float(v) for k, v in given.items()}}
+
+
+def offline_loss_weights(recipe: Any, weights: Dict[str, float], given: Mapping[str, float], pretrained: bool,
+                         model: str) -> "tuple[Dict[str, float], List[str]]":
+    """Switch off the recipe's ImageNet-dependent loss terms (``recipe.needs_vgg``) that only its defaults
+    turned on, when the VGG16 ImageNet file is absent, so every default recipe trains offline.
+
+    Terms the user set (``given``) are left as set: :func:`build_perceptual` then stops with the file to
+    supply. The recipe's ``offline_weights`` take the switched-off terms' place (e.g. a pixel loss). One
+    warning says what was switched off and which file switches it on again.
+
+    Returns:
+        (the weights to train with, the names switched off).
+    """
+    from blurtools.losses.perceptual import VGG16_FILE, vgg16_weights_path
+
+    path = vgg16_weights_path()
+    off = [t for t in recipe.needs_vgg if weights.get(t, 0.0) > 0 and t not in given]
+    if not pretrained or not off or os.path.isfile(path):
+        return weights, []
+    replaced = {k: float(v) for k, v in getattr(recipe, "offline_weights", {}).items() if k not in given}
+    weights = {**weights, **{t: 0.0 for t in off}, **replaced}
+    instead = f" ({', '.join(f'{k}={v:g}' for k, v in replaced.items())} in their place)" if replaced else ""
+    log.warning("train: %s's %s loss uses the VGG16 ImageNet weights, absent (%s): trained without it%s; put %s in "
+                "%s (torchvision's vgg16 IMAGENET1K_V1 file) to switch it on", model, "/".join(off), path, instead,
+                VGG16_FILE, os.path.dirname(path))
+    return weights, off
+
+
+def vgg_flags(recipe: Any) -> str:
+    """The ``--loss-weight NAME=0`` flags that train ``recipe`` without the VGG16 ImageNet file."""
+    return " ".join(f"--loss-weight {t}=0" for t in recipe.needs_vgg)
 
 
 def resolve_model_args(arch_cls: type, given: Mapping[str, Any], frames: Optional[int], model: str) -> Dict[str, Any]:
@@ -60,6 +93,15 @@ def build_perceptual(recipe: Any, weights: Dict[str, float], pretrained: bool, d
 
     if not pretrained:
         log.warning("perceptual loss with a randomly initialised VGG (--no-pretrained-vgg): for tests only")
+    else:
+        from blurtools.losses.perceptual import VGG16_FILE, vgg16_weights_path
+
+        path = vgg16_weights_path()
+        if not os.path.isfile(path):
+            asked = ", ".join(f"{t}={weights[t]:g}" for t in recipe.needs_vgg if weights.get(t, 0.0) > 0)
+            raise BlurtoolsError(f"{path}: VGG16 ImageNet weights missing, needed by the loss weight(s) {asked}; put "
+                                 f"{VGG16_FILE} in {os.path.dirname(path)} (torchvision's vgg16 IMAGENET1K_V1 "
+                                 f"file), or train without them: {vgg_flags(recipe)}")
     # A random trunk must be the same one in every run with this seed (and after a resume).
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

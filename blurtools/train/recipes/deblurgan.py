@@ -77,4 +77,6 @@ RECIPE = Recipe(
     needs_vgg=("perceptual",),
     vgg_layers=("relu3_3",),
     critic_weight="adv",
+    # without the VGG16 ImageNet file the content loss is a pixel L1 (about the perceptual term's size)
+    offline_weights={"l1": 100.0},
 )
