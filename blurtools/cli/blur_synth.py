@@ -74,7 +74,7 @@ def run_synthesis(tool: str, sources: List[Path], output: Path, cfg: Any, contro
                   render: Any, still_exposure: Any, shared_files: Any, quiet: bool, as_json: bool) -> None:
     from blurtools.synth.pipeline import synthesize
 
-    with progress(None, tool, quiet) as bar:
+    with progress(None, tool, quiet, unit="samples") as bar:
         stats = synthesize(sources, output, tool, options, cfg, control, render, still_exposure=still_exposure,
                            shared_files=shared_files, on_window=lambda s: bar.advance())
     print(summary(tool, output, stats, as_json), flush=True)

@@ -140,17 +140,24 @@ class _RichProgress:
         self._progress.advance(self._task, n)
 
     def update(self, **kwargs: Any) -> None:
+        kwargs.pop("unit", None)
         self._progress.update(self._task, **kwargs)
 
 
 @contextlib.contextmanager
-def progress(total: Optional[int], description: str, quiet: bool = False) -> Iterator[Any]:
-    """A progress bar on stderr when it is a terminal and not ``quiet``; a no-op otherwise.
+def progress(total: Optional[int], description: str, quiet: bool = False, unit: str = "items") -> Iterator[Any]:
+    """Progress on stderr unless ``quiet``: a bar on a terminal, else a plain line at a modest interval
+    (:mod:`blurtools.cli.plain_progress`: done/total ``unit``, rate, ETA).
 
-    Yields an object with ``advance(n=1)`` and ``update(description=..., total=...)``.
+    Yields an object with ``advance(n=1)`` and ``update(description=..., total=..., completed=..., unit=...)``.
     """
-    if quiet or not stderr_is_terminal():
+    if quiet:
         yield _NullProgress()
+        return
+    if not stderr_is_terminal():
+        from blurtools.cli.plain_progress import PlainProgress
+
+        yield PlainProgress(description, total, unit)
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

@@ -127,10 +127,11 @@ def command(
     record = {"tool": "blurtools deblur", "version": __version__, "options": options, "model": predictor.provenance}
     opts = InferOptions(tile=tile, overlap=overlap, batch=batch, skip_existing=skip_existing, keep_going=keep_going)
     single = len(jobs) == 1          # one image: the bar counts its windows instead
-    with progress(None if single else len(jobs), "deblur", quiet) as bar:
+    # the inputs are counted before any work (never "0/?"); one image counts its windows instead
+    with progress(len(jobs), "deblur", quiet, unit="images") as bar:
         outcome = deblur_files(predictor, jobs, opts, record,
                                 on_done=None if single else (lambda job: bar.advance()),
-                                on_window=(lambda done, total: bar.update(total=total, completed=done)) if single else None)
+                                on_window=(lambda done, total: bar.update(total=total, completed=done, unit="windows")) if single else None)
     if folder_mode:
         write_meta(output, "deblur", options, predictor.provenance, outcome.items, part,
                    extra={"skipped": outcome.skipped, "failed": [{"input": s, "error": m} for s, m in outcome.failed]})

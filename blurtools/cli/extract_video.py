@@ -84,10 +84,11 @@ def command(
     opts = ExtractOptions(tile=tile, overlap=overlap, batch=batch, skip_existing=skip_existing, keep_going=keep_going,
                           frames=frames, fps=fps, loop=loop, boomerang=boomerang, sheet_height=192 if sheet else 0)
     single = len(jobs) == 1          # one image: the bar counts its windows instead
-    with progress(None if single else len(jobs), "extract-video", quiet) as bar:
+    # the inputs are counted before any work (never "0/?"); one image counts its windows instead
+    with progress(len(jobs), "extract-video", quiet, unit="images") as bar:
         outcome, thumbs = extract_files(predictor, jobs, opts, record,
                                         on_done=None if single else (lambda job: bar.advance()),
-                                        on_window=(lambda done, total: bar.update(total=total, completed=done)) if single else None)
+                                        on_window=(lambda done, total: bar.update(total=total, completed=done, unit="windows")) if single else None)
     if sheet is not None and thumbs:
         write_sheet(sheet, thumbs, record)
     meta_dir = output if folder_mode else (output if jobs and jobs[0].fmt == "png" and output.is_dir() else None)

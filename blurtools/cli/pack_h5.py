@@ -128,7 +128,7 @@ def command(
         pack = inputs[0]
         verified = None
         if verify:
-            with progress(None, "verifying", quiet) as bar:
+            with progress(None, "pack-h5: verifying", quiet, unit="samples") as bar:
                 verified = verify_pack(pack, progress=lambda n: bar.advance(n))
         details = pack_info(pack) if info or json_out else None
         if json_out:
@@ -141,7 +141,7 @@ def command(
 
     if not inputs:
         raise UsageError("no sample sets given")
-    with progress(None, "appending" if append else "packing", quiet) as bar:
+    with progress(None, "pack-h5: appending" if append else "pack-h5: packing", quiet, unit="samples") as bar:
         def report(done: int, total: int) -> None:
             bar.update(total=total, completed=done)
 

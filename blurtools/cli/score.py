@@ -199,7 +199,7 @@ def command(
     opts = ScoreOptions(ssim_mode=ssim_mode.value, y=y, crop_border=crop_border, batch=batch, workers=workers or min(8, os.cpu_count() or 1),
                         align=align.value if align else None, max_shift=max_shift, min_corr=min_corr,
                         ssim_window=ssim_mask.value)
-    with progress(len(matching.pairs), "scoring", quiet) as bar:
+    with progress(len(matching.pairs), "score", quiet, unit="pairs") as bar:
         scorer = score_sequence_pairs if video else (score_best_of_gt if best_of_gt else score_image_pairs)
         rows = scorer(matching.pairs, opts, dev, lpips=metric, on_done=bar.advance)
     done = finish_rows(rows)

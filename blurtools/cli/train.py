@@ -46,10 +46,18 @@ def _display(quiet: bool) -> Iterator[Optional[Callable[[Dict[str, Any]], None]]
         yield None
         return
     if not stderr_is_terminal():
+        from blurtools.cli.plain_progress import PlainProgress
+
+        meter = PlainProgress("train", None, unit="steps")  # a line at a modest interval: step, rate, ETA
+
         def plain(rec: Dict[str, Any]) -> None:
             event = rec["event"]
             if event == "start":
                 log.info(_start_line(rec))
+                meter.update(total=rec["total"])
+                meter.restart_from(rec["step"])
+            elif event == "step":
+                meter.update(completed=rec["step"])
             elif event == "train":
                 log.info("step %d/%d [%s] %s lr %.3g, %.1f samples/s", rec["step"], rec["total"], rec["stage"],
                          _fmt_losses(rec), rec["lr"], rec["samples_per_s"])
