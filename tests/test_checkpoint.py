@@ -64,10 +64,10 @@ def test_wrong_kind_arch_or_shape_is_refused(tmp_path):
 
 def test_foreign_and_broken_files_are_refused(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(BlurtoolsError, match="junk.pt: not a readable checkpoint"):
+    with pytest.raises(BlurtoolsError, match="junk.pt: a text file, not PyTorch weights"):
         C.read_checkpoint(tmp_path / "junk.pt")
     torch.save(tiny.TinyNet(), tmp_path / "pickled.pt")  # a pickled module: refused by weights_only
-    with pytest.raises(BlurtoolsError, match="pickled.pt: not a readable checkpoint"):
+    with pytest.raises(BlurtoolsError, match="pickled.pt: refused: the file carries code"):
         C.read_checkpoint(tmp_path / "pickled.pt")
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(BlurtoolsError, match="not a blurtools checkpoint"):
@@ -77,7 +77,7 @@ def test_foreign_and_broken_files_are_refused(tmp_path):
     path, _ = _weights(tmp_path)
     data = path.read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(BlurtoolsError, match="cut.pt: not a readable checkpoint"):
+    with pytest.raises(BlurtoolsError, match="cut.pt: not a PyTorch weights file, or truncated"):
         C.read_checkpoint(tmp_path / "cut.pt")
 
 

@@ -163,19 +163,27 @@ def provenance_text(tool: str, record: Dict[str, Any]) -> Dict[str, str]:
     return {"Software": f"blurtools {__version__} {tool}", "blurtools": json.dumps(record, sort_keys=True, default=str)}
 
 
-def write_output_image(path: Path, image: torch.Tensor, bits: int, text: Optional[Dict[str, str]] = None) -> None:
+def write_output_image(path: Path, image: torch.Tensor, bits: int, text: Optional[Dict[str, str]] = None,
+                       alpha: Optional[np.ndarray] = None) -> None:
     """Write float (C, H, W) in [0, 1] atomically: PNG with provenance text, other extensions via imageio.
 
-    16 bits only fit PNG; other formats are written with 8 (a warning says so).
+    ``alpha`` (H, W) of the input's depth is kept as the PNG's alpha channel (the picture is deblurred, its
+    transparency is the input's). 16 bits and alpha only fit PNG; other formats are written with 8 bits and
+    no alpha (a warning says so).
     """
     from blurtools.io.atomic import atomic_write_bytes
     from blurtools.io.images import write_image
 
     if path.suffix.lower() == ".png":
-        atomic_write_bytes(path, encode_png(tensor_to_array(image, bits), text))
+        array = tensor_to_array(image, bits)
+        if alpha is not None:
+            array = np.concatenate([array.reshape(*array.shape[:2], -1), alpha[..., None].astype(array.dtype)], axis=2)
+        atomic_write_bytes(path, encode_png(array, text))
         return
     if bits == 16:
         log.warning("%s: 16-bit input written with 8 bits (only .png holds 16)", path)
+    if alpha is not None:
+        log.warning("%s: the input's alpha channel is dropped (only .png keeps it)", path)
     write_image(path, image, bits=8)
 
 
@@ -196,7 +204,10 @@ def write_meta(folder: Path, tool: str, options: Dict[str, Any], model: Dict[str
 
 def read_input(path: Path) -> Tuple[torch.Tensor, int]:
     """Read an input image as float (C, H, W) in [0, 1] (C = 1 for gray, else 3) and its bit depth."""
-    array = read_array(path)
+    return _input_tensor(path, read_array(path))
+
+
+def _input_tensor(path: Path, array: np.ndarray) -> Tuple[torch.Tensor, int]:
     if array.ndim < 2 or min(array.shape[:2]) == 0:
         raise BlurtoolsError(f"{path}: zero-size image ({'x'.join(str(s) for s in array.shape[:2][::-1])})")
     bits = 16 if array.dtype == np.uint16 else 8
@@ -204,6 +215,14 @@ def read_input(path: Path) -> Tuple[torch.Tensor, int]:
         return array_to_tensor(array, keep_gray=True), bits
     except BlurtoolsError as exc:
         raise BlurtoolsError(f"{path}: {exc}") from None
+
+
+def read_input_with_alpha(path: Path) -> Tuple[torch.Tensor, int, Optional[np.ndarray]]:
+    """:func:`read_input` and the input's alpha channel ((H, W) uint8/uint16), None when it has none."""
+    array = read_array(path)
+    image, bits = _input_tensor(path, array)
+    alpha = np.ascontiguousarray(array[..., -1]) if array.ndim == 3 and array.shape[2] in (2, 4) else None
+    return image, bits, alpha
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -334,6 +353,9 @@ class _Outcome:
 
 def _fail(outcome: _Outcome, job: Job, exc: BaseException, keep_going: bool) -> None:
     msg = str(exc) if isinstance(exc, BlurtoolsError) else f"{job.src}: {type(exc).__name__}: {exc}"
+    if isinstance(exc, BlurtoolsError) and not isinstance(exc, OutputError) and str(job.src) not in msg:
+        msg = f"{job.src}: {msg}"  # a problem found while working on this input: name it
+        exc = type(exc)(msg)
     if not keep_going or isinstance(exc, OutputError):  # an output that cannot be written stops every input
         if isinstance(exc, BlurtoolsError):
             raise exc
@@ -358,20 +380,20 @@ def deblur_files(predictor: Predictor, jobs: Sequence[Job], opts: InferOptions, 
     todo = pending_jobs(jobs, opts.skip_existing, outcome, on_done)
     pending: List[Any] = []
 
-    def flush(group: List[Tuple[Job, torch.Tensor, int]]) -> None:
+    def flush(group: List[Tuple[Job, torch.Tensor, int, Optional[np.ndarray]]]) -> None:
         images = torch.stack([g[1] for g in group])
         try:
             sharp, _, infos = deblur_with_evidence(predictor, images, opts, on_window=on_window)
         except Exception as exc:
-            if _is_oom(exc) or not opts.keep_going:
+            if _is_oom(exc) or (not opts.keep_going and len(group) > 1):
                 raise
-            for job, _, _ in group:
-                _fail(outcome, job, exc, True)
+            for job, _, _, _ in group:
+                _fail(outcome, job, exc, opts.keep_going)
             return
-        for (job, image, bits), out, info in zip(group, sharp, infos):
+        for (job, image, bits, alpha), out, info in zip(group, sharp, infos):
             extra = {"refine": info} if info is not None else {}
             text = provenance_text("deblur", {**record, "source": str(job.src), **extra})
-            pending.append((job, writer.submit(write_output_image, job.dst, out, bits, text)))
+            pending.append((job, writer.submit(write_output_image, job.dst, out, bits, text, alpha)))
             outcome.items.append({"input": str(job.src), "output": str(job.dst), "width": image.shape[-1],
                                   "height": image.shape[-2], "bits": bits, **extra})
         while len(pending) > 2:
@@ -391,18 +413,18 @@ def deblur_files(predictor: Predictor, jobs: Sequence[Job], opts: InferOptions, 
 
     with ThreadPoolExecutor(1, thread_name_prefix="blurtools-write") as writer:
         try:
-            group: List[Tuple[Job, torch.Tensor, int]] = []
-            for job, result, error in read_ahead(todo, read_input):
+            group: List[Tuple[Job, torch.Tensor, int, Optional[np.ndarray]]] = []
+            for job, result, error in read_ahead(todo, read_input_with_alpha):
                 if error is not None:
                     _fail(outcome, job, error, opts.keep_going)
                     if on_done:
                         on_done(job)
                     continue
-                image, bits = result
+                image, bits, alpha = result
                 if group and (len(group) >= opts.batch or group[0][1].shape != image.shape):
                     flush(group)
                     group = []
-                group.append((job, image, bits))
+                group.append((job, image, bits, alpha))
             if group:
                 flush(group)
             while pending:

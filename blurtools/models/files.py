@@ -97,6 +97,14 @@ def _refusal(path: Path, error: Exception) -> str:
         shown = ", ".join(sorted(set(unsafe))[:5])
         return (f"{path}: refused: the file carries code ({shown}), which a weights file never needs; "
                 "blurtools loads tensors only and never runs code from a file")
+    head = path.read_bytes()[:512]
+    if head.startswith(b"version https://git-lfs"):
+        return f"{path}: a Git LFS pointer, not the weights themselves; fetch the file (git lfs pull)"
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return f"{path}: a text file, not PyTorch weights"
+    if isinstance(error, pickle.UnpicklingError) or "Unpickler" in str(error):
+        # torch's own text here advises loading without the safety restriction, which blurtools never does
+        return f"{path}: not PyTorch weights: a pickle of something other than tensors and plain containers"
     text = str(error).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     detail = next((line for line in lines if "Unsupported" in line or "error" in line.lower()), lines[-1] if lines else "")

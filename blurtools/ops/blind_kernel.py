@@ -287,11 +287,13 @@ def _estimate_multiscale(y: torch.Tensor, n: int, init: torch.Tensor, lam: float
 # ------------------------------------------------------------------------------------------- public API
 
 def check_blurry_batch(x: torch.Tensor, name: str = "blurry") -> None:
+    """A (B, 1|3, H, W) batch of images at least 16x16; the size error names no variable (the caller names
+    the file)."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] not in (1, 3):
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise UsageError(f"{name}: expected a (B, 1|3, H, W) float tensor in [0, 1], got {shape}")
     if x.shape[-1] < 16 or x.shape[-2] < 16:
-        raise BlurtoolsError(f"{name}: image {x.shape[-2]}x{x.shape[-1]} is too small to deblur (16x16 at least)")
+        raise BlurtoolsError(f"image {x.shape[-1]}x{x.shape[-2]} is too small to deblur (16x16 at least)")
 
 
 def estimate_kernel(blurry: torch.Tensor, max_size: int = 63, method: str = "linear",
@@ -328,6 +330,10 @@ def estimate_kernel(blurry: torch.Tensor, max_size: int = 63, method: str = "lin
         blurry = to_linear(blurry.float(), crf)
     L, angle, conf = estimate_linear(blurry, max_length=max_size - 2)
     log.debug("linear estimate: length %.1f px, angle %.0f deg, confidence %.1f", L, angle, conf)
+    if L >= max_size - 2.5:  # the estimate stopped at the longest blur it may find: the blur may be longer
+        log.warning("image %dx%d: its blur reaches the %d px limit of the kernel estimate and may be longer; if the "
+                    "result looks unchanged, raise --kernel-size (e.g. %d)", blurry.shape[-1], blurry.shape[-2],
+                    max_size, 2 * max_size + 1)
     size = min(max_size, 2 * int(math.ceil(L / 2)) + 3)
     k = linear_motion_kernel(L, angle, size, device=blurry.device)
     if method == "multiscale" or (method == "auto" and conf < _AUTO_CONFIDENCE):

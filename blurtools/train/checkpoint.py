@@ -64,10 +64,10 @@ def read_checkpoint(path: "str | Path", map_location: Any = "cpu") -> Dict[str, 
     path = Path(path)
     if not path.is_file():
         raise BlurtoolsError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated, foreign or pickled-object files all land here
-        raise BlurtoolsError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    from blurtools.models.files import read_weights_file
+
+    # weights_only, torch's warnings kept back, one line on what is wrong with the file
+    ckpt = dict(read_weights_file(path, map_location=map_location))
     if not isinstance(ckpt, dict) or ckpt.get("format") not in FORMATS:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise BlurtoolsError(f"{path}: not a blurtools checkpoint (format {found!r}, expected one of {', '.join(FORMATS)})")
