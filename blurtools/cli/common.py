@@ -173,7 +173,9 @@ def run_standalone(command: Callable[..., Any], name: str) -> None:
     app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                       context_settings={"help_option_names": ["-h", "--help"]})
     app.command(name=name)(command)
-    app(prog_name=name)
+    from blurtools.cli.entry import add_version_option, run_command
+
+    run_command(add_version_option(typer.main.get_command(app)), name)
 
 
 # ------------------------------------------------------------------ options derived from request objects

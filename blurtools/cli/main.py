@@ -41,4 +41,6 @@ _register()
 
 
 def main() -> None:
-    app(prog_name="blurtools")
+    from blurtools.cli.entry import run_command
+
+    run_command(typer.main.get_command(app), "blurtools")
