@@ -13,3 +13,7 @@ COMMAND_MODULES = [
     "deblur",
     "extract_video",
 ]
+
+from blurtools.cli.help_format import install as _install_help_format  # noqa: E402
+
+_install_help_format()

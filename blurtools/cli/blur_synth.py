@@ -34,7 +34,7 @@ MAN_FILES = [
 # Options shared with phase-code (imported there).
 OutputOption = typer.Option(..., "--output", "-o", help="Sample-set folder to write (an existing set made with the same options is resumed).")
 FramesOption = typer.Option(7, "--frames", "-n", help="Frames per window N (odd); the middle frame N//2 is the ground truth.")
-StrideOption = typer.Option(None, "--stride", help="Frames between window starts [default: N, disjoint windows].")
+StrideOption = typer.Option(None, "--stride", help="Frames between window starts (default: N, disjoint windows).")
 CrfOption = typer.Option("gamma:2.2", "--crf", help="Camera response: linear, gamma, gamma:G or srgb; light is averaged in linear space.")
 InterpOption = typer.Option(1, "--interp", help="Temporal upsampling M: M-1 frames interpolated between neighbours before the exposure.")
 InterpMethodOption = typer.Option("flow", "--interp-method", help="flow (classical optical flow) or linear (cross-fade).")
@@ -48,9 +48,9 @@ CropOption = typer.Option(None, "--crop", metavar="WxH", help="Centre-crop every
 StillsOption = typer.Option(False, "--stills", help="Treat the images of a folder as still photos, not as a frame sequence.")
 PerStillOption = typer.Option(1, "--per-still", help="Samples (trajectories) per still photo.")
 TrajLengthOption = typer.Option(60.0, "--trajectory-length", help="Camera-shake trajectory: maximum path length in pixels.")
-TrajAnisoOption = typer.Option(None, "--trajectory-anisotropy", help="Trajectory anisotropy (Boracchi-Foi 'expl', 0.001..0.01) [default: random in that range].")
+TrajAnisoOption = typer.Option(None, "--trajectory-anisotropy", help="Trajectory anisotropy (Boracchi-Foi 'expl', 0.001..0.01) (default: random in that range).")
 TrajExposureOption = typer.Option(1.0, "--trajectory-exposure", help="Fraction of the trajectory the shutter sees (1/1000, 1/10, 1/2, 1).")
-WorkersOption = typer.Option(None, "--workers", help="PNG-encoding threads [default: CPU count].")
+WorkersOption = typer.Option(None, "--workers", help="PNG-encoding threads (default: CPU count).")
 PngLevelOption = typer.Option(1, "--png-level", help="zlib level 0..9 of the PNGs (1 is fast and ~10% larger than 6).")
 JsonOption = typer.Option(False, "--json", help="Print the run summary as JSON.")
 

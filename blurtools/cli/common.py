@@ -172,10 +172,10 @@ def run_standalone(command: Callable[..., Any], name: str) -> None:
     """Run one command as an executable of its own (``blur-synth``, ``extract-video``...)."""
     app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                       context_settings={"help_option_names": ["-h", "--help"]})
-    app.command(name=name)(command)
-    from blurtools.cli.entry import add_version_option, run_command
+    from blurtools.cli.entry import run_command, with_version
 
-    run_command(add_version_option(typer.main.get_command(app)), name)
+    app.command(name=name)(with_version(command, name))
+    run_command(typer.main.get_command(app), name)
 
 
 # ------------------------------------------------------------------ options derived from request objects

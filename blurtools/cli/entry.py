@@ -8,29 +8,38 @@ usage: ``error: <what is wrong> (see <prog> --help)``), 130 (interrupted).
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from blurtools import __version__
 
+import functools
+import inspect
+
+import typer
+
 try:  # typer >= 0.16 carries its own click
     from typer._click import exceptions as click_exceptions
-    from typer._click.core import Option as ClickOption
 except ImportError:  # pragma: no cover - older typer: the click package
     from click import exceptions as click_exceptions
-    from click.core import Option as ClickOption
 
 
-def _print_version(ctx: Any, param: Any, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        print(f"{ctx.info_name} (blurtools) {__version__}")
-        ctx.exit(0)
+def with_version(command: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``command`` with an eager ``--version`` that prints ``NAME (blurtools) VERSION`` and exits."""
 
+    def show(value: bool) -> None:
+        if value:
+            print(f"{name} (blurtools) {__version__}")
+            raise typer.Exit(0)
 
-def add_version_option(command: Any) -> Any:
-    """Give a click command an eager ``--version`` that prints ``NAME (blurtools) VERSION``."""
-    command.params.append(ClickOption(["--version"], is_flag=True, is_eager=True, expose_value=False,
-                                      callback=_print_version, help="Print the version and exit."))
-    return command
+    @functools.wraps(command)
+    def wrapper(*args: Any, _version: bool = False, **kwargs: Any) -> Any:
+        return command(*args, **kwargs)
+
+    sig = inspect.signature(command)
+    flag = inspect.Parameter("_version", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, "--version", callback=show, is_eager=True, help="Print the version and exit."))
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), flag])  # type: ignore[attr-defined]
+    return wrapper
 
 
 def _usage_line(exc: Any) -> str:
@@ -50,13 +59,18 @@ def run_command(command: Any, prog_name: str, args: Optional[list] = None) -> No
     except click_exceptions.UsageError as exc:
         print(_usage_line(exc), file=sys.stderr, flush=True)
         code = 2
-    except click_exceptions.Abort:
-        print("error: interrupted", file=sys.stderr, flush=True)
-        code = 130
     except click_exceptions.ClickException as exc:
         print(f"error: {exc.format_message()}", file=sys.stderr, flush=True)
         code = exc.exit_code
-    except click_exceptions.Exit as exc:
+    except typer.Abort:
+        print("error: interrupted", file=sys.stderr, flush=True)
+        code = 130
+    except typer.Exit as exc:
         code = exc.exit_code
-    sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): nothing more to say
+        code = 1
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
     sys.exit(code if isinstance(code, int) else 0)

@@ -28,6 +28,7 @@ import torch
 from blurtools import __version__
 from blurtools.errors import BlurtoolsError, OutputError, UsageError
 from blurtools.infer.loading import MIN_WINDOW, Predictor
+from blurtools.infer.output_names import FOLDER, STDOUT, output_kind
 from blurtools.infer.tiling import run_tiled
 from blurtools.io.images import IMAGE_EXTENSIONS, array_to_tensor, is_image_path, read_array, tensor_to_array
 
@@ -107,21 +108,20 @@ def expand_inputs(inputs: Sequence["str | Path"], exclude: Optional[Path] = None
     return out
 
 
-def plan_deblur(inputs: Sequence["str | Path"], output: Path) -> Tuple[List[Job], bool]:
+def plan_deblur(inputs: Sequence["str | Path"], output: "str | Path") -> Tuple[List[Job], bool]:
     """Pair inputs with outputs. Returns ``(jobs, folder_mode)``.
 
-    One input file and ``-o`` with an image extension: that file (its extension picks the format).
-    Otherwise ``-o`` is a folder and each output is ``OUT/<relative path>.png`` (PNG: lossless, 16-bit).
+    One input file and ``-o`` with an image extension: that file (its extension picks the format); ``-o -``:
+    standard output (PNG). ``-o OUT/`` (or an existing folder): each output is ``OUT/<relative path>.png``
+    (PNG: lossless, 16-bit). See :func:`blurtools.infer.output_names.output_kind`.
 
     Raises:
         UsageError: several inputs into one file, an image-named ``-o`` that is an existing folder, two
             inputs that would write the same output.
     """
+    kind = output_kind(output, IMAGE_EXTENSIONS, "image", stdout_ok=True)
     output = Path(output)
-    single_file = output.suffix.lower() in IMAGE_EXTENSIONS
-    if single_file and output.is_dir():
-        raise UsageError(f"-o {output}: is an existing folder, but its name asks for one image file; give a file "
-                         "path, or a folder name without an image extension")
+    single_file = kind != FOLDER
     if not single_file and output.exists() and not output.is_dir():
         raise UsageError(f"-o {output}: exists and is not a folder; outputs go into a folder unless -o names an image file")
     items = expand_inputs(inputs, exclude=None if single_file else output)
@@ -129,7 +129,8 @@ def plan_deblur(inputs: Sequence["str | Path"], output: Path) -> Tuple[List[Job]
         raise BlurtoolsError("no input images")
     if single_file:
         if len(items) > 1:
-            raise UsageError(f"-o {output}: {len(items)} inputs need an output folder, not one file")
+            into = "standard output takes one image" if kind == STDOUT else "need an output folder, not one file"
+            raise UsageError(f"-o {output}: {len(items)} inputs; {into} (a folder: OUT/)")
         return [Job(items[0][0], output)], False
     jobs, seen = [], {}
     for src, rel in items:
@@ -174,11 +175,18 @@ def write_output_image(path: Path, image: torch.Tensor, bits: int, text: Optiona
     from blurtools.io.atomic import atomic_write_bytes
     from blurtools.io.images import write_image
 
-    if path.suffix.lower() == ".png":
+    if str(path) == "-" or path.suffix.lower() == ".png":
         array = tensor_to_array(image, bits)
         if alpha is not None:
             array = np.concatenate([array.reshape(*array.shape[:2], -1), alpha[..., None].astype(array.dtype)], axis=2)
-        atomic_write_bytes(path, encode_png(array, text))
+        data = encode_png(array, text)
+        if str(path) == "-":  # standard output: the PNG bytes
+            import sys
+
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            atomic_write_bytes(path, data)
         return
     if bits == 16:
         log.warning("%s: 16-bit input written with 8 bits (only .png holds 16)", path)

@@ -31,6 +31,7 @@ from blurtools.errors import UsageError
 from blurtools.infer.deblur import (InferOptions, _fail, _Outcome, encode_png, expand_inputs, pending_jobs, provenance_text,
                                     read_ahead, read_input, run_predictor, write_output_image)
 from blurtools.infer.loading import Predictor
+from blurtools.infer.output_names import FILE, output_kind
 from blurtools.io.atomic import atomic_write_bytes
 from blurtools.io.images import IMAGE_EXTENSIONS
 
@@ -75,10 +76,11 @@ def _check_frame_folder(path: Path) -> None:
                              "empty folder or one holding earlier frames only")
 
 
-def plan_extract(inputs: Sequence["str | Path"], output: Path, fmt: Optional[str] = None) -> Tuple[List[VideoJob], bool]:
+def plan_extract(inputs: Sequence["str | Path"], output: "str | Path", fmt: Optional[str] = None) -> Tuple[List[VideoJob], bool]:
     """Pair inputs with outputs. Returns ``(jobs, folder_of_outputs)``.
 
-    One input and no ``fmt``: ``-o x.gif|x.mp4|x.webp`` is that file, any other name a folder of frames.
+    One input and no ``fmt``: ``-o x.gif|x.mp4|x.webp`` is that file, ``-o OUT/`` (or an existing folder) a
+    folder of frames; any other name is a usage error (:func:`blurtools.infer.output_names.output_kind`).
     Several inputs (or ``fmt`` given with a folder ``-o``): ``-o`` is a folder holding one
     ``<relative path>.<fmt>`` per input (a ``<relative path>/`` frame folder for ``png``).
 
@@ -86,19 +88,16 @@ def plan_extract(inputs: Sequence["str | Path"], output: Path, fmt: Optional[str
         UsageError: an unknown format, several inputs into one file, a video or image file name that is
             an existing folder, ``-o x.png`` (one PNG cannot hold a video), clashing outputs.
     """
-    output = Path(output)
-    suffix = output.suffix.lower()
+    suffix = Path(output).suffix.lower()
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
-    named_file = suffix in VIDEO_FORMATS
-    if named_file and output.is_dir():
-        raise UsageError(f"-o {output}: is an existing folder, but its name asks for one {suffix} file; give a file "
-                         "path, or a folder name without a video extension")
-    if named_file and fmt is not None and VIDEO_FORMATS[suffix] != fmt:
-        raise UsageError(f"-o {output} is a .{VIDEO_FORMATS[suffix]} file but --format says {fmt}")
-    if suffix in IMAGE_EXTENSIONS and not named_file and not output.is_dir():
+    if suffix in IMAGE_EXTENSIONS and suffix not in VIDEO_FORMATS and not Path(output).is_dir():
         raise UsageError(f"-o {output}: one image cannot hold a video; use .gif, .mp4, .webp or a folder for PNG frames "
                          "(--sheet FILE.png writes a contact sheet)")
+    named_file = output_kind(output, tuple(VIDEO_FORMATS), "video") == FILE
+    output = Path(output)
+    if named_file and fmt is not None and VIDEO_FORMATS[suffix] != fmt:
+        raise UsageError(f"-o {output} is a .{VIDEO_FORMATS[suffix]} file but --format says {fmt}")
     items = expand_inputs(inputs, exclude=None if named_file else output)
     if named_file:
         if len(items) > 1:
