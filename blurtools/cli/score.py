@@ -41,7 +41,7 @@ class SsimWindow(str, Enum):
 
 
 # Wide or free-text columns stay out of the table (they are in the CSV and JSON).
-_TABLE_SKIP = ("width", "height", "homography", "reason")
+_TABLE_SKIP = ("width", "height", "homography", "reason", "frame_psnr")
 
 
 def _fmt(v: Any, key: str) -> str:
