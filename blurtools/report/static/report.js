@@ -165,6 +165,14 @@
   }
   window.blurReport.open = open;
 
+  /* previous / next follow the table as it is sorted now, so one can step through the worst cases */
+  function step(delta) {
+    var order = $all("#samples tbody tr").map(function (r) { return parseInt(r.getAttribute("data-sample"), 10); });
+    var pos = order.indexOf(state.sample);
+    if (pos < 0) { open(state.sample + delta); return; }
+    if (pos + delta >= 0 && pos + delta < order.length) { open(order[pos + delta]); }
+  }
+
   function close() {
     viewer.classList.remove("open");
     document.body.classList.remove("viewing");
@@ -201,8 +209,8 @@
 
   if (viewer) {
     $("#viewer-close").addEventListener("click", close);
-    $("#viewer-prev").addEventListener("click", function () { open(state.sample - 1); });
-    $("#viewer-next").addEventListener("click", function () { open(state.sample + 1); });
+    $("#viewer-prev").addEventListener("click", function () { step(-1); });
+    $("#viewer-next").addEventListener("click", function () { step(1); });
     $("#error-toggle").addEventListener("click", toggleError);
     $("#zoom-fit").addEventListener("click", fit);
     $all("[data-zoom]").forEach(function (b) {
@@ -211,8 +219,8 @@
     document.addEventListener("keydown", function (e) {
       if (!viewer.classList.contains("open")) { return; }
       if (e.key === "Escape") { close(); }
-      else if (e.key === "ArrowLeft") { open(state.sample - 1); }
-      else if (e.key === "ArrowRight") { open(state.sample + 1); }
+      else if (e.key === "ArrowLeft") { step(-1); }
+      else if (e.key === "ArrowRight") { step(1); }
       else if (e.key === "e" || e.key === "E") { toggleError(); }
       else if (e.key === "0") { fit(); }
       else if (e.key === "1") { zoomTo(1); }
