@@ -19,35 +19,26 @@ COMMAND_NAME = "train"
 log = logging.getLogger("blurtools.cli.train")
 
 
-def model_tables() -> Tuple[Dict[str, type], Dict[str, Any]]:
-    """(ARCHS, RECIPES); empty tables while a package is not built yet."""
-    try:
-        from blurtools.models import ARCHS
-    except ImportError:
-        ARCHS = {}
-    try:
-        from blurtools.train.recipes import RECIPES
-    except ImportError:
-        RECIPES = {}
-    return dict(ARCHS), dict(RECIPES)
+def trainable_models() -> List[str]:
+    """The registered models that have a training recipe, by name."""
+    from blurtools.models import MODELS
+
+    return sorted(name for name, spec in MODELS.items() if spec.recipe is not None)
 
 
 def lookup_model(name: str) -> Tuple[type, Any]:
     """(architecture class, recipe) of model ``name``; UsageError (exit 2) listing the choices otherwise."""
-    archs, recipes = model_tables()
-    if name not in archs or name not in recipes:
-        choices = sorted(set(archs) & set(recipes))
-        raise UsageError(f"--model {name}: unknown model; choose one of {', '.join(choices) or '(none built)'}")
-    return archs[name], recipes[name]
+    from blurtools.models import MODELS
+    from blurtools.train.recipes import RECIPES
+
+    spec = MODELS.get(name)
+    if spec is None or spec.recipe is None:
+        raise UsageError(f"--model {name}: unknown model; choose one of {', '.join(trainable_models())}")
+    return spec.cls, RECIPES[spec.recipe]
 
 
 def _model_help() -> str:
-    try:
-        archs, recipes = model_tables()
-        names = sorted(set(archs) & set(recipes))
-    except Exception:  # a broken model module must not break `blurtools --help`
-        names = []
-    return "Model to train" + (f": {', '.join(names)}." if names else " (a name in blurtools.models.ARCHS).")
+    return f"Model to train: {', '.join(trainable_models())}."
 
 
 def _fmt_losses(rec: Dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Per-model training recipes: ``RECIPES[name]`` trains ``blurtools.models.ARCHS[name]``."""
+"""Per-model training recipes: ``RECIPES[spec.recipe]`` trains the model of ``blurtools.models.MODELS[name]``."""
 
 from blurtools.train.recipes.bringing_alive import RECIPE as BRINGING_ALIVE
 from blurtools.train.recipes.deblurgan import RECIPE as DEBLURGAN
