@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _train_tiny as tiny  # noqa: E402
 from blurtools.errors import BlurtoolsError  # noqa: E402
 from blurtools.models import ModelSpec, load  # noqa: E402
-from blurtools.models.files import read_checkpoint  # noqa: E402
+from blurtools.models.checkpoints import read_checkpoint  # noqa: E402
 from blurtools.train import checkpoint as C  # noqa: E402
 
 TINY = {name: ModelSpec(name, cls, recipe=None) for name, cls in tiny.ARCHS.items()}

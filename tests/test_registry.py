@@ -10,7 +10,7 @@ import torch
 
 from blurtools.errors import BlurtoolsError
 from blurtools.models import MODELS, Layout, Model, ModelSpec, create, load
-from blurtools.models.files import describe
+from blurtools.models.checkpoints import describe
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "blurtools" / "weights"
 

@@ -31,7 +31,8 @@ from blurtools.models.bringing_alive import BringingAlive
 from blurtools.models.contract import KINDS
 from blurtools.models.deblurgan import DeblurGANGenerator
 from blurtools.models.dm import DenseDeblurModule
-from blurtools.models.files import check_blurtools, describe, is_blurtools, read_file
+from blurtools.models.checkpoints import check_blurtools, describe, is_blurtools
+from blurtools.models.files import read_weights_file
 from blurtools.models.jin import Jin
 from blurtools.models.kernel_basis import KernelBasisNet
 from blurtools.models.niu import NiuNet
@@ -199,7 +200,7 @@ def load(path: "str | Path", device: "str | torch.device" = "cpu", model: Option
         raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
     registry = MODELS if registry is None else registry
     path = Path(path)
-    obj = read_file(path, map_location="cpu")
+    obj = read_weights_file(path, map_location="cpu")
     if is_blurtools(obj) or (isinstance(obj, dict) and "format" in obj and "arch" in obj):
         module, spec, meta = _load_blurtools(obj, path, model, kind, registry)
         layout = BLURTOOLS_LAYOUT

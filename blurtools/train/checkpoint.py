@@ -33,7 +33,7 @@ from blurtools import __version__
 from blurtools.errors import BlurtoolsError
 from blurtools.io.atomic import atomic_path
 from blurtools.models.contract import KINDS
-from blurtools.models.files import STATE_FORMAT, WEIGHTS_FORMAT, read_checkpoint
+from blurtools.models.checkpoints import STATE_FORMAT, WEIGHTS_FORMAT, read_checkpoint
 
 log = logging.getLogger(__name__)
 
