@@ -30,9 +30,10 @@ resolution after a space-to-depth rearrangement:
 
 Values: RGB in [0, 1], no normalisation; frames are passed on unclamped (as the authors' demo does) and
 the cascade returns them unclamped; writers clamp. Instance norm makes every output pixel depend on
-statistics of the whole image: tiled windows give a slightly different result, so these models ask for
-whole images (``whole_image``). Sides are reflect-padded to a multiple of 4 (centre) or 20 (cascade) and
-cropped back; the authors' demo instead crops the image to multiples of 20.
+statistics of the whole image (``receptive_field`` None): tiled windows give a slightly different result,
+so blurtools runs these models on whole images unless told otherwise. Sides are reflect-padded to a
+multiple of 4 (centre) or 20 (cascade) and cropped back; the authors' demo instead crops the image to
+multiples of 20.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blurtools.errors import BlurtoolsError
+from blurtools.models.contract import Model
 
 __all__ = ["Jin2018Centre", "Jin2018Cascade", "PairNet", "FIRST_PAIR_BLOCKS", "PAIR_BLOCKS"]
 
@@ -120,7 +122,7 @@ def _check(name: str, x: torch.Tensor) -> None:
         raise BlurtoolsError(f"{name}: expected (B, 3, H, W) RGB, got {tuple(x.shape)}")
 
 
-class Jin2018Centre(nn.Module):
+class Jin2018Centre(Model):
     """The released centre-frame network (``center_v3.pth``): blurry image -> the middle sharp frame x4.
 
     ``forward(blurry)``: (B, 3, H, W) RGB in [0, 1], any H, W (reflect-padded to a multiple of 4 inside,
@@ -130,12 +132,10 @@ class Jin2018Centre(nn.Module):
     kind = "image"
     frames = None
     pad_multiple = 4
-    receptive_field = 512       # convolutions alone; instance norm sees the whole image (whole_image)
-    whole_image = True
+    receptive_field = None    # instance norm: every output pixel depends on the whole input
 
     def __init__(self) -> None:
         super().__init__()
-        self.model_args: dict = {}
         self.conv1_B = nn.Conv2d(16, 144, 5, padding=2, bias=False)
         self.LocalGrad1 = _plain(144, 3)
         self.LocalGrad2 = _dilated(144, _CENTRE_DILATIONS[0])
@@ -220,7 +220,7 @@ class _OuterPair(nn.Module):
         return getattr(self, self.net_name)
 
 
-class Jin2018Cascade(nn.Module):
+class Jin2018Cascade(Model):
     """The released cascade: blurry image -> the seven frames x1 ... x7, in the authors' order.
 
     Submodules ``centre`` (``center_v3.pth``), ``pair35`` (``F35_N8.pth``), ``pair26``
@@ -233,13 +233,11 @@ class Jin2018Cascade(nn.Module):
 
     kind = "video"
     frames = 7
-    pad_multiple = 20
-    receptive_field = 512       # convolutions alone; instance norm sees the whole image (whole_image)
-    whole_image = True
+    pad_multiple = 20         # space-to-depth by 4 (centre) and by 5 (pairs)
+    receptive_field = None    # instance norm: every output pixel depends on the whole input
 
     def __init__(self) -> None:
         super().__init__()
-        self.model_args: dict = {}
         self.centre = Jin2018Centre()
         self.pair35 = _FirstPair()
         self.pair26 = _OuterPair("generateFrame2_6")

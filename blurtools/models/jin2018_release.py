@@ -34,8 +34,8 @@ from blurtools.errors import BlurtoolsError, UsageError
 from blurtools.models.files import drop_running_stats, read_weights_file, strip_prefix
 from blurtools.models.jin2018 import Jin2018Cascade, Jin2018Centre
 
-__all__ = ["PARTS", "RELEASE_FILES", "release_part", "release_state", "convert_centre", "load_cascade",
-           "refuse_pair"]
+__all__ = ["PARTS", "RELEASE_FILES", "release_part", "release_state", "is_centre", "is_pair", "convert_centre",
+           "load_cascade", "refuse_pair"]
 
 PARTS = ("centre", "pair35", "pair26", "pair17")
 RELEASE_FILES = {"centre": "center_v3.pth", "pair35": "F35_N8.pth", "pair26": "F26_N9_from_F35_N8.pth",
@@ -68,6 +68,16 @@ def release_part(top: Mapping[str, Any]) -> Optional[str]:
                 continue
             return part
     return None
+
+
+def is_centre(top: Mapping[str, Any]) -> bool:
+    """Whether a loaded file is the released centre-frame network (``center_v3.pth``)."""
+    return release_part(top) == "centre"
+
+
+def is_pair(top: Mapping[str, Any]) -> bool:
+    """Whether a loaded file is one of the released pair networks (3/5, 2/6 or 1/7)."""
+    return release_part(top) in ("pair35", "pair26", "pair17")
 
 
 def _fitted(module: nn.Module, sd: Mapping[str, Any], what: str) -> Dict[str, Any]:
