@@ -15,7 +15,7 @@ COMMAND_NAME = "deblur"
 
 # Options shared with extract-video (imported there).
 OutputOption = typer.Option(..., "--output", "-o", help="Output file (one input) or folder (mirrors the inputs' trees).")
-ModelOption = typer.Option("default", "--model", help="default (the weights shipped with blurtools) or classical (no weights: blind motion-kernel estimation and deconvolution).")
+ModelOption = typer.Option("default", "--model", help="default (the weights shipped with blurtools) or classical (no weights: blind motion-kernel estimation and deconvolution); with --weights, optionally the architecture the file holds (deblurgan, jin2018...), which is otherwise detected from its contents.")
 WeightsOption = typer.Option(None, "--weights", help="A checkpoint written by `blurtools train` (weights.pt, best.pt or last.pt) to use instead of the shipped weights.")
 KernelOption = typer.Option(None, "--kernel", help="Blur kernel image (gray PNG, any size): non-blind classical deconvolution with it.")
 KernelSizeOption = typer.Option(63, "--kernel-size", help="Classical: the longest blur, in pixels, the kernel estimate may have.")

@@ -182,8 +182,9 @@ class Predictor:
         return fn, 8 * int(k.shape[-1])
 
 
-def _load_network(kind: str, path: Path, device: torch.device, origin: str) -> Tuple[torch.nn.Module, Dict[str, Any]]:
-    loaded = models.load(path, device=device, kind=kind)
+def _load_network(kind: str, path: Path, device: torch.device, origin: str, arch: Optional[str] = None
+                  ) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    loaded = models.load(path, device=device, model=arch, kind=kind)
     meta = loaded.meta
     prov = {"model": origin, "weights": str(path), "weights_sha256": file_sha256(path), "arch": meta.get("arch"),
             "model_args": dict(loaded.args), "trained_steps": meta.get("step"),
@@ -195,9 +196,10 @@ def _load_network(kind: str, path: Path, device: torch.device, origin: str) -> T
     return loaded.module, prov
 
 
-def _load_weights(kind: str, paths: List[Path], device: torch.device) -> Tuple[torch.nn.Module, Dict[str, Any]]:
-    """The network of ``--weights``: one checkpoint file, or (video) Jin et al.'s released cascade, given as
-    the folder holding its four files or the four files themselves."""
+def _load_weights(kind: str, paths: List[Path], device: torch.device, arch: Optional[str] = None
+                  ) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """The network of ``--weights``: one checkpoint file (of architecture ``arch`` when given), or (video)
+    Jin et al.'s released cascade, given as the folder holding its four files or the four files themselves."""
     from blurtools.models.files import read_weights_file
     from blurtools.models.jin2018_release import load_cascade, release_part
 
@@ -207,11 +209,13 @@ def _load_weights(kind: str, paths: List[Path], device: torch.device) -> Tuple[t
                          "checkpoint file (--weights FILE)")
     if single is not None:
         try:
-            return _load_network(kind, single, device, "weights")
+            return _load_network(kind, single, device, "weights", arch)
         except BlurtoolsError:
             if kind == "video" and release_part(read_weights_file(single)) is not None:
                 load_cascade([single])        # says which of the four files are missing
             raise
+    if arch not in (None, "jin2018"):
+        raise UsageError(f"--model {arch}: a folder or several --weights files hold Jin et al.'s cascade (jin2018)")
     cascade, files = load_cascade(paths)
     prov = {"model": "weights", "weights": [str(files[p]) for p in files], "arch": "jin2018",
             "weights_sha256": [file_sha256(files[p]) for p in files], "model_args": dict(cascade.model_args),
@@ -254,8 +258,14 @@ def load_predictor(kind: str, model: str = "default",
         raise UsageError(f"load_predictor: kind must be 'image' or 'video', got {kind!r}")
     if refine is not None and refine not in REFINES:
         raise UsageError(f"--refine {refine}: choose one of {', '.join(REFINES)}")
+    arch = None
     if model not in MODELS:
-        raise UsageError(f"--model {model}: choose one of {', '.join(MODELS)} (or give --weights PATH)")
+        if model not in models.MODELS:
+            raise UsageError(f"--model {model}: choose one of {', '.join(MODELS)}, or with --weights one of the "
+                             f"registered architectures ({', '.join(models.MODELS)})")
+        if weights is None:
+            raise UsageError(f"--model {model} names the architecture of --weights FILE; give the weights")
+        model, arch = "default", model
     if isinstance(device, str):
         from blurtools.ops.device import resolve_device
 
@@ -290,7 +300,7 @@ def load_predictor(kind: str, model: str = "default",
             raise UsageError("--weights: give a checkpoint file")
         if kind == "image" and len(paths) == 1 and paths[0].is_dir():
             raise BlurtoolsError(f"{paths[0]}: is a folder; give the checkpoint file (e.g. {paths[0]}/weights.pt)")
-        net, prov = _load_weights(kind, paths, device)
+        net, prov = _load_weights(kind, paths, device, arch)
     else:
         path = default_weights_path(kind)
         if not path.is_file():
