@@ -46,6 +46,7 @@ from torch import nn
 
 from blurtools.errors import BlurtoolsError
 from blurtools.models.contract import Model
+from blurtools.models.jin import FuseBlock, pad_to_multiple, per_channel_s2d
 
 __all__ = ["Jin2018Centre", "Jin2018Cascade", "PairNet", "FIRST_PAIR_BLOCKS", "PAIR_BLOCKS"]
 
@@ -60,7 +61,11 @@ def _act(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class _Block(nn.Module):
-    """``x + conv1(a1(x)) + conv4(a4(conv2(a2(x))))``; keys norm1, norm2, norm4, conv1, conv2, conv4."""
+    """``x + conv1(a1(x)) + conv4(a4(conv2(a2(x))))``; keys norm1, norm2, norm4, conv1, conv2, conv4.
+
+    The same function as :class:`blurtools.models.jin._ResBlock`, under the authors' names (``norm4``,
+    ``conv4`` where that one has ``norm3``, ``conv3``), so that their files load key for key.
+    """
 
     def __init__(self, ch: int, d2: int = 1, d4: int = 1):
         super().__init__()
@@ -75,20 +80,6 @@ class _Block(nn.Module):
         return x + self.conv1(_act(self.norm1, x)) + self.conv4(_act(self.norm4, self.conv2(_act(self.norm2, x))))
 
 
-class _Fuse(nn.Module):
-    """``conv1(a1(x)) + conv2(a2(x))`` (1x1 and 3x3, cin -> cout, no skip); keys norm1, norm2, conv1, conv2."""
-
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.norm1 = nn.InstanceNorm2d(cin, affine=True)
-        self.norm2 = nn.InstanceNorm2d(cin, affine=True)
-        self.conv1 = nn.Conv2d(cin, cout, 1, bias=False)
-        self.conv2 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv1(_act(self.norm1, x)) + self.conv2(_act(self.norm2, x))
-
-
 def _plain(ch: int, n: int) -> nn.Sequential:
     return nn.Sequential(*[_Block(ch) for _ in range(n)])
 
@@ -97,24 +88,10 @@ def _dilated(ch: int, dilations: Sequence[Tuple[int, int]]) -> nn.Sequential:
     return nn.Sequential(*[_Block(ch, d2, d4) for d2, d4 in dilations])
 
 
-def _s2d(img: torch.Tensor, r: int) -> torch.Tensor:
-    """(B, 3, H, W) -> (3B, r*r, H/r, W/r): each colour on its own, channel index i*r + j of offset (i, j)."""
-    b, c, h, w = img.shape
-    return F.pixel_unshuffle(img.reshape(b * c, 1, h, w), r)
-
-
 def _d2s(x: torch.Tensor, r: int) -> torch.Tensor:
-    """(3B, r*r, h, w) -> (B, 3, h*r, w*r): the inverse of :func:`_s2d`."""
+    """(3B, r*r, h, w) -> (B, 3, h*r, w*r): the inverse of :func:`per_channel_s2d`."""
     y = F.pixel_shuffle(x, r)
     return y.reshape(-1, 3, *y.shape[-2:])
-
-
-def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
 
 
 def _check(name: str, x: torch.Tensor) -> None:
@@ -142,7 +119,7 @@ class Jin2018Centre(Model):
         self.LocalGrad3 = _dilated(144, _CENTRE_DILATIONS[1])
         self.LocalGrad4 = _plain(144, 3)
         for i in range(1, 5):
-            setattr(self, f"fuse{i}", nn.Sequential(_Fuse(144, 16)))
+            setattr(self, f"fuse{i}", nn.Sequential(FuseBlock(144, 16)))
         self.conv2 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
         self.GlobalGrad = _plain(64, 1)
         self.norm3 = nn.InstanceNorm2d(64, affine=True)
@@ -150,7 +127,7 @@ class Jin2018Centre(Model):
 
     def centre(self, blurry: torch.Tensor) -> torch.Tensor:
         """The network on sides that are multiples of 4 (no padding): (B, 3, H, W) -> (B, 3, H, W)."""
-        y0 = _s2d(blurry, 4)
+        y0 = per_channel_s2d(blurry, 4)
         f1 = self.LocalGrad1(self.conv1_B(y0))
         f2 = self.LocalGrad2(f1)
         f3 = self.LocalGrad3(f2)
@@ -162,7 +139,7 @@ class Jin2018Centre(Model):
     def forward(self, blurry: torch.Tensor) -> torch.Tensor:
         _check("Jin2018Centre", blurry)
         h, w = blurry.shape[-2:]
-        return self.centre(_pad(blurry, self.pad_multiple))[..., :h, :w]
+        return self.centre(pad_to_multiple(blurry, self.pad_multiple)[0])[..., :h, :w]
 
 
 class PairNet(nn.Module):
@@ -184,9 +161,9 @@ class PairNet(nn.Module):
         self.LocalGrad2 = _dilated(128, _PAIR_DILATIONS)
         self.LocalGrad3 = _plain(128, blocks)
         for i in range(1, 4):
-            setattr(self, f"fuse{i}", nn.Sequential(_Fuse(128, 25)))
+            setattr(self, f"fuse{i}", nn.Sequential(FuseBlock(128, 25)))
         self.conv2 = nn.Conv2d(3, 32, 3, padding=1, bias=False)
-        self.GlobalGrad = nn.Sequential(_Fuse(32, 32))
+        self.GlobalGrad = nn.Sequential(FuseBlock(32, 32))
         self.norm3 = nn.InstanceNorm2d(32, affine=True)
         self.conv3 = nn.Conv2d(32, 3, 3, padding=1, bias=False)
 
@@ -246,21 +223,21 @@ class Jin2018Cascade(Model):
     def cascade(self, y: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """x1 ... x7 of ``y`` (B, 3, H, W) with sides multiples of 20, each (B, 3, H, W)."""
         x4 = self.centre.centre(y)
-        y0, r4 = _s2d(y, 5), _s2d(x4, 5)
+        y0, r4 = per_channel_s2d(y, 5), per_channel_s2d(x4, 5)
         x3 = self.pair35.generateFrame3(y0, r4, r4) + x4
-        r3 = _s2d(x3, 5)
+        r3 = per_channel_s2d(x3, 5)
         x5 = self.pair35.generateFrame5(y0, r3, r4) + x4
-        r5 = _s2d(x5, 5)
+        r5 = per_channel_s2d(x5, 5)
         n26 = self.pair26.net()
         x2 = n26(y0, r4, r3) + x3
         x6 = n26(y0, r4, r5) + x5
         n17 = self.pair17.net()
-        x1 = n17(y0, r3, _s2d(x2, 5)) + x2
-        x7 = n17(y0, r5, _s2d(x6, 5)) + x6
+        x1 = n17(y0, r3, per_channel_s2d(x2, 5)) + x2
+        x7 = n17(y0, r5, per_channel_s2d(x6, 5)) + x6
         return x1, x2, x3, x4, x5, x6, x7
 
     def forward(self, blurry: torch.Tensor) -> torch.Tensor:
         _check("Jin2018Cascade", blurry)
         h, w = blurry.shape[-2:]
-        frames = self.cascade(_pad(blurry, self.pad_multiple))
+        frames = self.cascade(pad_to_multiple(blurry, self.pad_multiple)[0])
         return torch.stack(frames, 1)[..., :h, :w]
