@@ -108,6 +108,8 @@ def _refusal(path: Path, error: Exception) -> str:
     text = str(error).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     detail = next((line for line in lines if "Unsupported" in line or "error" in line.lower()), lines[-1] if lines else "")
+    if "PytorchStreamReader" in text:  # a zip checkpoint cut short or damaged; torch's own words add nothing
+        return f"{path}: not a PyTorch weights file, or truncated/damaged (its zip archive does not read)"
     if "magic number" in text.lower() or isinstance(error, (EOFError, IndexError, zipfile.BadZipFile)):
         return f"{path}: not a PyTorch weights file, or truncated/damaged ({type(error).__name__}: {detail[:160]})"
     return f"{path}: cannot be read as weights with the safe loader ({type(error).__name__}: {detail[:200]})"

@@ -15,7 +15,7 @@ Example::
     from blurtools.train.config import TrainConfig
     cfg = TrainConfig(model="dm", data="train.h5", val="val.h5", out="runs/dm", steps=2000,
                       model_args={"width": 32}).validate()
-    result = train(cfg, ARCHS["dm"], RECIPES["dm"])
+    result = train(cfg, MODELS["dm"].cls, RECIPES[MODELS["dm"].recipe])
     print(result.best_psnr, result.weights)
 """
 
@@ -45,6 +45,7 @@ from blurtools.train.resolve import (build_perceptual, offline_loss_weights, res
 from blurtools.train.schedule import StageSchedule, plan_stages
 from blurtools.train.stopping import (SaveClock, agree, ignore_interrupts_in_worker, next_batch, rotate_log,
                                       stop_on_signals)
+from blurtools.train.tensorboard import with_event_log
 from blurtools.train.validation import evaluate
 
 log = logging.getLogger(__name__)
@@ -150,10 +151,9 @@ class _Trainer:
             except RuntimeError as exc:
                 raise BlurtoolsError(f"{cfg.init}: its weights do not fit {cfg.model} with {args} "
                                      f"({str(exc).splitlines()[0]})") from None
-        kind = getattr(self.model, "kind", None)
-        if kind == "video" and int(getattr(self.model, "frames", -1)) != self.frames:
+        if self.model.kind == "video" and int(self.model.frames) != self.frames:
             raise BlurtoolsError(f"{cfg.data}: samples hold {self.frames} sharp frames but model {cfg.model} "
-                                 f"makes {getattr(self.model, 'frames', None)}; set --model-arg frames={self.frames} or use other data")
+                                 f"makes {self.model.frames}; set --model-arg frames={self.frames} or use other data")
         self.critic = recipe.critic(dict(self.model.model_args)) if recipe.critic is not None else None
         if not self.cuda and cfg.amp == "fp16":
             log.info("--amp fp16 is a CUDA feature; training in float32 on the CPU (--amp bf16 runs on CPUs)")
@@ -467,7 +467,8 @@ def train(cfg: TrainConfig, arch_cls: Optional[type] = None, recipe: Optional[Re
         resume: continue from RUN/last.pt (a fresh start when there is none yet), keeping the run's stored
             configuration except the keys a resumed run may change. Without it, a folder that already holds
             a run is refused.
-        callback: receives progress records on rank 0 (see the module docstring).
+        callback: receives progress records on rank 0 (see the module docstring); with
+            ``cfg.tensorboard`` they also go to TensorBoard event files (:mod:`blurtools.train.tensorboard`).
 
     Returns:
         :class:`TrainResult` (its ``config`` is the configuration the run used).
@@ -479,8 +480,11 @@ def train(cfg: TrainConfig, arch_cls: Optional[type] = None, recipe: Optional[Re
     cfg, resume_from = settle_run(cfg, resume)
     if arch_cls is None or recipe is None:
         arch_cls, recipe = lookup_model(cfg.model)
+    callback, events = with_event_log(cfg.tensorboard, callback)
     info = D.setup(cfg.device)
     try:
         return _Trainer(cfg, arch_cls, recipe, resume, resume_from, callback, info).run()
     finally:
+        if events is not None:
+            events.close()
         D.teardown(info)
