@@ -12,7 +12,7 @@ echo "== extract-video: the short sharp video hidden in a real blurry photo"
 .venv/bin/extract-video examples/clock.png -o "$OUT/clock.gif" --boomerang --sheet "$OUT/clock-sheet.png"
 
 echo "== deblur: the bundled blurry photos, with the shipped weights and with the classical method"
-$BT deblur examples/pair/blurry/coffee.png examples/clock.png -o "$OUT/deblurred"
+$BT deblur examples/pair/blurry/coffee.png examples/clock.png -o "$OUT/deblurred/"
 $BT deblur examples/pair/blurry/coffee.png -o "$OUT/classical/coffee.png" --model classical
 
 echo "== extract-video on the synthetic example, as a contact sheet"

@@ -77,7 +77,7 @@ def test_folder_tree_glob_16bit_and_gray(tmp_path, ckpts):
     _img(src / "sub" / "b.png", channels=1)
     _img(src / "sub" / "c.png", bits=16, h=33, w=21)
     (src / "notes.txt").write_text("not an image, not picked from a folder")
-    res = run(src, "-o", tmp_path / "out", "--weights", ckpts / "dm.pt", "--tile", "32", "--overlap", "8")
+    res = run(src, "-o", f"{tmp_path / 'out'}/", "--weights", ckpts / "dm.pt", "--tile", "32", "--overlap", "8")
     assert res.returncode == 0, res.stderr
     a, b, c = (read_array(tmp_path / "out" / p) for p in ("a.png", "sub/b.png", "sub/c.png"))
     assert a.shape == (40, 52, 3) and b.shape == (40, 52) and c.shape == (33, 21, 3)
@@ -86,7 +86,7 @@ def test_folder_tree_glob_16bit_and_gray(tmp_path, ckpts):
     assert meta["tool"] == "blurtools deblur" and meta["version"] and meta["options"]["overlap"] == 8
     assert sorted(i["output"].split("out/")[1] for i in meta["items"]) == ["a.png", "sub/b.png", "sub/c.png"]
     # a glob mirrors the tree below its first wildcard
-    res = run(str(src) + "/**/*.png", "-o", tmp_path / "globbed", "--weights", ckpts / "dm.pt")
+    res = run(str(src) + "/**/*.png", "-o", f"{tmp_path / 'globbed'}/", "--weights", ckpts / "dm.pt")
     assert res.returncode == 0, res.stderr
     assert sorted(p.relative_to(tmp_path / "globbed").as_posix() for p in (tmp_path / "globbed").rglob("*.png")) == \
         ["a.png", "sub/b.png", "sub/c.png"]
@@ -110,8 +110,8 @@ def test_refine_is_recorded_and_can_be_switched_off(tmp_path, ckpts):
 def test_batching_and_tiling_do_not_change_results_much(tmp_path, ckpts):
     for i in range(3):
         _img(tmp_path / "in" / f"{i}.png", seed=i)
-    assert run(tmp_path / "in", "-o", tmp_path / "one", "--weights", ckpts / "dm.pt", "--batch", "1").returncode == 0
-    assert run(tmp_path / "in", "-o", tmp_path / "three", "--weights", ckpts / "dm.pt", "--batch", "3").returncode == 0
+    assert run(tmp_path / "in", "-o", f"{tmp_path / 'one'}/", "--weights", ckpts / "dm.pt", "--batch", "1").returncode == 0
+    assert run(tmp_path / "in", "-o", f"{tmp_path / 'three'}/", "--weights", ckpts / "dm.pt", "--batch", "3").returncode == 0
     for i in range(3):
         a = read_array(tmp_path / "one" / f"{i}.png").astype(int)
         b = read_array(tmp_path / "three" / f"{i}.png").astype(int)
@@ -163,7 +163,7 @@ def test_shards_split_the_work(tmp_path, ckpts):
     for i in range(5):
         _img(tmp_path / "in" / f"{i}.png", h=20, w=20, seed=i)
     for s in ("0/2", "1/2"):
-        assert run(tmp_path / "in", "-o", tmp_path / "out", "--weights", ckpts / "dm.pt", "--shard", s).returncode == 0
+        assert run(tmp_path / "in", "-o", f"{tmp_path / 'out'}/", "--weights", ckpts / "dm.pt", "--shard", s).returncode == 0
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [f"{i}.png" for i in range(5)]
     m0 = json.loads((tmp_path / "out" / "meta.shard-0-of-2.json").read_text())
     m1 = json.loads((tmp_path / "out" / "meta.shard-1-of-2.json").read_text())
@@ -174,7 +174,7 @@ def test_skip_existing_and_keep_going(tmp_path, ckpts):
     for i in range(3):
         _img(tmp_path / "in" / f"{i}.png", h=20, w=20, seed=i)
     (tmp_path / "in" / "1.png").write_bytes(b"broken")
-    res = run(tmp_path / "in", "-o", tmp_path / "out", "--weights", ckpts / "dm.pt", "--keep-going")
+    res = run(tmp_path / "in", "-o", f"{tmp_path / 'out'}/", "--weights", ckpts / "dm.pt", "--keep-going")
     assert res.returncode == 1
     assert "1 of 3 input(s) failed" in res.stderr and "1.png" in res.stderr
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["0.png", "2.png"]
@@ -182,7 +182,7 @@ def test_skip_existing_and_keep_going(tmp_path, ckpts):
     assert len(meta["items"]) == 2 and meta["failed"][0]["input"].endswith("1.png")
     _img(tmp_path / "in" / "1.png", h=20, w=20)
     before = (tmp_path / "out" / "0.png").stat().st_mtime_ns
-    res = run(tmp_path / "in", "-o", tmp_path / "out", "--weights", ckpts / "dm.pt", "--skip-existing", "--json")
+    res = run(tmp_path / "in", "-o", f"{tmp_path / 'out'}/", "--weights", ckpts / "dm.pt", "--skip-existing", "--json")
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["written"] == 1 and doc["skipped"] == 2
@@ -250,7 +250,7 @@ def test_subprocess_exit_status_and_error_line(tmp_path, ckpts):
 def test_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, ckpts):
     _img(tmp_path / "photos" / "a.png")
     for _ in range(2):
-        res = run(tmp_path / "photos", "-o", tmp_path / "photos" / "sharp", "--weights", ckpts / "dm.pt")
+        res = run(tmp_path / "photos", "-o", f"{tmp_path / 'photos' / 'sharp'}/", "--weights", ckpts / "dm.pt")
         assert res.returncode == 0, res.stderr
         assert "wrote 1 image(s)" in res.stdout
     assert not (tmp_path / "photos" / "sharp" / "sharp").exists()

@@ -77,19 +77,19 @@ def test_frame_multiplication_and_mp4_webp(tmp_path, ckpts):
 def test_frame_folder_and_replacement(tmp_path, ckpts):
     _img(tmp_path / "b.png", bits=16)
     out = tmp_path / "frames"
-    res = run(tmp_path / "b.png", "-o", out, "--weights", ckpts / "niu.pt", "--frames", "5")
+    res = run(tmp_path / "b.png", "-o", f"{out}/", "--weights", ckpts / "niu.pt", "--frames", "5")
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in out.iterdir()) == ["0000.png", "0001.png", "0002.png", "0003.png", "0004.png", "meta.json"]
     assert read_array(out / "0000.png").dtype == np.uint16                   # 16-bit in, 16-bit frames out
     meta = json.loads((out / "meta.json").read_text())
     assert meta["tool"] == "blurtools extract-video" and meta["items"][0]["frames"] == 5
     # a rerun with fewer frames replaces the folder as a whole: no stale frames
-    res = run(tmp_path / "b.png", "-o", out, "--weights", ckpts / "niu.pt")
+    res = run(tmp_path / "b.png", "-o", f"{out}/", "--weights", ckpts / "niu.pt")
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in out.glob("*.png")) == [f"{i:04d}.png" for i in range(FRAMES)]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     (out / "mine.txt").write_text("someone else's file")
-    res = run(tmp_path / "b.png", "-o", out, "--weights", ckpts / "niu.pt")
+    res = run(tmp_path / "b.png", "-o", f"{out}/", "--weights", ckpts / "niu.pt")
     assert res.returncode == 2 and "holds other files (mine.txt)" in res.stderr
 
 
@@ -97,7 +97,7 @@ def test_many_inputs_into_a_folder_with_a_sheet(tmp_path, ckpts):
     (tmp_path / "in" / "sub").mkdir(parents=True)
     _img(tmp_path / "in" / "a.png")
     _img(tmp_path / "in" / "sub" / "b.png", channels=1, h=30, w=30)
-    res = run(tmp_path / "in", "-o", tmp_path / "vids", "--weights", ckpts / "niu.pt", "--sheet", tmp_path / "sheet.png")
+    res = run(tmp_path / "in", "-o", f"{tmp_path / 'vids'}/", "--weights", ckpts / "niu.pt", "--sheet", tmp_path / "sheet.png")
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "vids" / "a.gif").is_file() and (tmp_path / "vids" / "sub" / "b.gif").is_file()
     meta = json.loads((tmp_path / "vids" / "meta.json").read_text())
@@ -106,7 +106,7 @@ def test_many_inputs_into_a_folder_with_a_sheet(tmp_path, ckpts):
     assert sheet.ndim == 3 and sheet.shape[1] > (FRAMES + 1) * 44 and sheet.shape[0] > 36 + 30
     with Image.open(tmp_path / "sheet.png") as im:
         assert "extract-video" in im.text["Software"]
-    res = run(tmp_path / "in", "-o", tmp_path / "pngs", "--weights", ckpts / "niu.pt", "--format", "png")
+    res = run(tmp_path / "in", "-o", f"{tmp_path / 'pngs'}/", "--weights", ckpts / "niu.pt", "--format", "png")
     assert res.returncode == 0, res.stderr
     assert len(list((tmp_path / "pngs" / "sub" / "b").glob("*.png"))) == FRAMES
 
@@ -134,7 +134,7 @@ def test_refined_video_records_the_default_deblur(tmp_path, ckpts, monkeypatch):
 
     monkeypatch.setattr(loading, "default_weights_path", lambda kind: ckpts / ("niu.pt" if kind == "video" else "dm.pt"))
     _img(tmp_path / "b.png", h=48, w=48)
-    assert run(tmp_path / "b.png", "-o", tmp_path / "v", "--format", "png").returncode == 0
+    assert run(tmp_path / "b.png", "-o", f"{tmp_path / 'v'}/", "--format", "png").returncode == 0
     frames = [read_array(f) for f in sorted((tmp_path / "v" / "b").glob("*.png"))]
     assert len(frames) == FRAMES and frames[0].shape == (48, 48, 3)
     rec = json.loads(Image.open(tmp_path / "v" / "b" / "0000.png").text["blurtools"])
@@ -144,9 +144,9 @@ def test_refined_video_records_the_default_deblur(tmp_path, ckpts, monkeypatch):
 
 def test_tiled_video_matches_untiled_in_shape_and_direction(tmp_path, ckpts):
     _img(tmp_path / "b.png", h=80, w=100)
-    assert run(tmp_path / "b.png", "-o", tmp_path / "t", "--weights", ckpts / "niu.pt", "--tile", "48",
+    assert run(tmp_path / "b.png", "-o", f"{tmp_path / 't'}/", "--weights", ckpts / "niu.pt", "--tile", "48",
                "--overlap", "16").returncode == 0
-    assert run(tmp_path / "b.png", "-o", tmp_path / "u", "--weights", ckpts / "niu.pt", "--tile", "0").returncode == 0
+    assert run(tmp_path / "b.png", "-o", f"{tmp_path / 'u'}/", "--weights", ckpts / "niu.pt", "--tile", "0").returncode == 0
     for i in range(FRAMES):
         a = read_array(tmp_path / "t" / f"{i:04d}.png").astype(int)
         b = read_array(tmp_path / "u" / f"{i:04d}.png").astype(int)

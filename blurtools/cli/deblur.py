@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -14,7 +15,7 @@ from blurtools.cli.common import (DebugOption, DeviceOption, QuietOption, ShardO
 COMMAND_NAME = "deblur"
 
 # Options shared with extract-video (imported there).
-OutputOption = typer.Option(..., "--output", "-o", help="Output file (one input) or folder (mirrors the inputs' trees).")
+OutputOption = typer.Option(..., "--output", "-o", help="Output file, its extension picking the format (one input); - for PNG on standard output (one input); or a folder, written OUT/ or an existing folder (mirrors the inputs' trees).")
 ModelOption = typer.Option("default", "--model", help="default (the weights shipped with blurtools) or classical (no weights: blind motion-kernel estimation and deconvolution); with --weights, optionally the architecture the file holds (deblurgan, jin2018...), which is otherwise detected from its contents.")
 WeightsOption = typer.Option(None, "--weights", help="A checkpoint written by `blurtools train` (weights.pt, best.pt or last.pt) to use instead of the shipped weights.")
 KernelOption = typer.Option(None, "--kernel", help="Blur kernel image (gray PNG, any size): non-blind classical deconvolution with it.")
@@ -81,11 +82,12 @@ def finish(tool: str, output: Path, outcome: Any, total: int, as_json: bool, nou
 
     doc = {"tool": f"blurtools {tool}", "output": str(output), "written": len(outcome.items),
            "skipped": outcome.skipped, "failed": [{"input": s, "error": m} for s, m in outcome.failed]}
+    stream = sys.stderr if str(output) == "-" else sys.stdout  # standard output holds the image then
     if as_json:
-        print(json.dumps(doc, sort_keys=True), flush=True)
+        print(json.dumps(doc, sort_keys=True), file=stream, flush=True)
     else:
         print(f"{tool}: wrote {len(outcome.items)} {noun} to {output} ({outcome.skipped} skipped, "
-              f"{len(outcome.failed)} failed)", flush=True)
+              f"{len(outcome.failed)} failed)", file=stream, flush=True)
     if outcome.failed:
         raise BlurtoolsError(f"{len(outcome.failed)} of {total} input(s) failed; first: {outcome.failed[0][1]}")
 
@@ -93,7 +95,7 @@ def finish(tool: str, output: Path, outcome: Any, total: int, as_json: bool, nou
 @handle_errors
 def command(
     inputs: List[str] = typer.Argument(..., help="Blurry images: files, folders (searched recursively) or quoted globs such as 'shots/**/*.jpg'."),
-    output: Path = OutputOption,
+    output: str = OutputOption,
     model: str = ModelOption,
     weights: Optional[Path] = WeightsOption,
     kernel: Optional[Path] = KernelOption,
@@ -124,7 +126,7 @@ def command(
     setup_logging(quiet)
     dev, tile, overlap, batch = resolve_runtime(device, tile, overlap, batch)
     part = parse_shard(shard)
-    jobs, folder_mode = plan_deblur(inputs, output)
+    jobs, folder_mode = plan_deblur(inputs, output)  # the text as typed: a trailing / asks for a folder
     jobs = shard_jobs(jobs, part)
     predictor = build_predictor("image", model, weights, kernel, kernel_size, kernel_method, deconv, dev, amp, crf,
                                 refine if model != "classical" and kernel is None else "none")
@@ -142,7 +144,7 @@ def command(
                                 on_done=None if single else (lambda job: bar.advance()),
                                 on_window=(lambda done, total: bar.update(total=total, completed=done, unit="windows")) if single else None)
     if folder_mode:
-        write_meta(output, "deblur", options, predictor.provenance, outcome.items, part,
+        write_meta(Path(output), "deblur", options, predictor.provenance, outcome.items, part,
                    extra={"skipped": outcome.skipped, "failed": [{"input": s, "error": m} for s, m in outcome.failed]})
     finish("deblur", output, outcome, len(jobs), json_out, "image(s)")
 

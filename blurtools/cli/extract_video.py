@@ -19,7 +19,7 @@ COMMAND_NAME = "extract-video"
 @handle_errors
 def command(
     inputs: List[str] = typer.Argument(..., help="Blurry images: files, folders (searched recursively) or quoted globs such as 'shots/*.png'."),
-    output: Path = typer.Option(..., "--output", "-o", help="out.gif, out.mp4, out.webp, or a folder of numbered PNGs (one input); a folder (many inputs)."),
+    output: str = typer.Option(..., "--output", "-o", help="out.gif, out.mp4 or out.webp; or a folder, written OUT/ or an existing folder: numbered PNG frames (one input) or one output per input (many inputs, --format)."),
     frames: Optional[int] = typer.Option(None, "--frames", "-n", help="Frames to make (default: the model's own count, 7 for classical); other counts go through frame multiplication."),
     fps: float = typer.Option(10.0, "--fps", help="Frames per second of GIF, MP4 and WebP outputs."),
     loop: Optional[int] = typer.Option(None, "--loop", help="Times the animation plays, 0 = forever (default: forever for GIF and WebP; MP4 has no loop flag: N writes the frames N times)."),
@@ -48,7 +48,7 @@ def command(
 ) -> None:
     """Turn each blurry image into the short sharp video it hides: GIF, MP4, WebP or numbered PNG frames.
 
-    The output's extension picks the format; a name without one is a folder of frames 0000.png ... Many inputs go into the folder -o, one output per input (--format). Images of any size run in bounded memory through overlapping windows (--tile), kept playing in one direction across windows. Without --weights the shipped default weights are used; --model classical needs no weights (the deblurred image moved along the estimated blur path). Every output records the tool, version, options and model (PNG text, GIF comment, MP4 metadata, WebP XMP; meta.json in output folders).
+    The output's extension picks the format; OUT/ (or an existing folder) is a folder of frames 0000.png ... Many inputs go into the folder -o, one output per input (--format). Images of any size run in bounded memory through overlapping windows (--tile), kept playing in one direction across windows. Without --weights the shipped default weights are used; --model classical needs no weights (the deblurred image moved along the estimated blur path). Every output records the tool, version, options and model (PNG text, GIF comment, MP4 metadata, WebP XMP; meta.json in output folders).
     """
     from blurtools import __version__
     from blurtools.errors import UsageError
@@ -92,7 +92,8 @@ def command(
                                         on_window=(lambda done, total: bar.update(total=total, completed=done, unit="windows")) if single else None)
     if sheet is not None and thumbs:
         write_sheet(sheet, thumbs, record)
-    meta_dir = output if folder_mode else (output if jobs and jobs[0].fmt == "png" and output.is_dir() else None)
+    out_path = Path(output)
+    meta_dir = out_path if folder_mode else (out_path if jobs and jobs[0].fmt == "png" and out_path.is_dir() else None)
     if meta_dir is not None:
         write_meta(meta_dir, "extract-video", options, predictor.provenance, outcome.items, part,
                    extra={"skipped": outcome.skipped, "failed": [{"input": s, "error": m} for s, m in outcome.failed]})

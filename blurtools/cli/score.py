@@ -85,7 +85,7 @@ def _print_table(rows: List[Dict[str, Any]], summary: Dict[str, Any], title: str
 
 def _coverage_notes(summary: Dict[str, Any], missing: List[str]) -> List[str]:
     """Lines saying what the means cover: missing predictions first, then capped PSNRs, gray conversions."""
-    from blurtools.metrics.folder_scoring import IDENTICAL_PSNR_DB
+    from blurtools.metrics.score_notes import IDENTICAL_PSNR_DB
 
     notes = []
     if missing:
@@ -172,7 +172,8 @@ def command(
 
     For real-blur benchmarks, where a result cannot be pixel-aligned with its ground truth, --align scores after the best alignment: --align translation --best-of-gt as the Köhler et al. 2012 benchmark does, --align homography as RealBlur (Rim et al. 2020) does. The aligned image is scored as it is (alpha times the warped prediction, neither rounded nor clamped) over the pixels the warp fills. A pair that cannot be aligned (too different, a shift beyond --max-shift, a correlation below --min-corr) is not scored: its row has status "unaligned", null metrics and the reason, the means cover the other rows, and a warning on standard error lists it.
     """
-    from blurtools.metrics.folder_scoring import IDENTICAL_PSNR_DB, ScoreOptions, finish_rows, summarize
+    from blurtools.metrics.folder_scoring import ScoreOptions, summarize
+    from blurtools.metrics.score_notes import IDENTICAL_PSNR_DB, finish_rows
     from blurtools.metrics.shards import Shard, merge_pieces, shard_record
 
     setup_logging(quiet)

@@ -27,10 +27,11 @@ import torch
 
 from blurtools import __version__
 from blurtools.errors import BlurtoolsError, OutputError, UsageError
+from blurtools.infer.image_files import encode_png, read_input, read_input_with_alpha, write_output_image  # noqa: F401
 from blurtools.infer.loading import MIN_WINDOW, Predictor
 from blurtools.infer.output_names import FOLDER, STDOUT, output_kind
 from blurtools.infer.tiling import run_tiled
-from blurtools.io.images import IMAGE_EXTENSIONS, array_to_tensor, is_image_path, read_array, tensor_to_array
+from blurtools.io.images import IMAGE_EXTENSIONS, is_image_path
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +130,9 @@ def plan_deblur(inputs: Sequence["str | Path"], output: "str | Path") -> Tuple[L
         raise BlurtoolsError("no input images")
     if single_file:
         if len(items) > 1:
-            into = "standard output takes one image" if kind == STDOUT else "need an output folder, not one file"
-            raise UsageError(f"-o {output}: {len(items)} inputs; {into} (a folder: OUT/)")
+            if kind == STDOUT:
+                raise UsageError(f"-o -: {len(items)} inputs, but standard output takes one image; give a folder (OUT/)")
+            raise UsageError(f"-o {output}: {len(items)} inputs need an output folder, not one file (OUT/)")
         return [Job(items[0][0], output)], False
     jobs, seen = [], {}
     for src, rel in items:
@@ -152,47 +154,9 @@ def shard_jobs(jobs: Sequence[Any], shard: Optional[Tuple[int, int]]) -> List[An
 
 # ------------------------------------------------------------------------------------------ outputs
 
-def encode_png(array: np.ndarray, text: Optional[Dict[str, str]] = None) -> bytes:
-    """PNG bytes of a uint8 or uint16 (H, W) / (H, W, 3) array, with tEXt chunks ``text`` after IHDR."""
-    from blurtools.io.png16 import encode_png as _encode
-
-    return _encode(array, compress_level=6, text=text)
-
-
 def provenance_text(tool: str, record: Dict[str, Any]) -> Dict[str, str]:
     """The PNG text chunks of an output: Software and the JSON record (ASCII)."""
     return {"Software": f"blurtools {__version__} {tool}", "blurtools": json.dumps(record, sort_keys=True, default=str)}
-
-
-def write_output_image(path: Path, image: torch.Tensor, bits: int, text: Optional[Dict[str, str]] = None,
-                       alpha: Optional[np.ndarray] = None) -> None:
-    """Write float (C, H, W) in [0, 1] atomically: PNG with provenance text, other extensions via imageio.
-
-    ``alpha`` (H, W) of the input's depth is kept as the PNG's alpha channel (the picture is deblurred, its
-    transparency is the input's). 16 bits and alpha only fit PNG; other formats are written with 8 bits and
-    no alpha (a warning says so).
-    """
-    from blurtools.io.atomic import atomic_write_bytes
-    from blurtools.io.images import write_image
-
-    if str(path) == "-" or path.suffix.lower() == ".png":
-        array = tensor_to_array(image, bits)
-        if alpha is not None:
-            array = np.concatenate([array.reshape(*array.shape[:2], -1), alpha[..., None].astype(array.dtype)], axis=2)
-        data = encode_png(array, text)
-        if str(path) == "-":  # standard output: the PNG bytes
-            import sys
-
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        else:
-            atomic_write_bytes(path, data)
-        return
-    if bits == 16:
-        log.warning("%s: 16-bit input written with 8 bits (only .png holds 16)", path)
-    if alpha is not None:
-        log.warning("%s: the input's alpha channel is dropped (only .png keeps it)", path)
-    write_image(path, image, bits=8)
 
 
 def write_meta(folder: Path, tool: str, options: Dict[str, Any], model: Dict[str, Any], items: List[Dict[str, Any]],
@@ -209,29 +173,6 @@ def write_meta(folder: Path, tool: str, options: Dict[str, Any], model: Dict[str
 
 
 # ------------------------------------------------------------------------------------------ running
-
-def read_input(path: Path) -> Tuple[torch.Tensor, int]:
-    """Read an input image as float (C, H, W) in [0, 1] (C = 1 for gray, else 3) and its bit depth."""
-    return _input_tensor(path, read_array(path))
-
-
-def _input_tensor(path: Path, array: np.ndarray) -> Tuple[torch.Tensor, int]:
-    if array.ndim < 2 or min(array.shape[:2]) == 0:
-        raise BlurtoolsError(f"{path}: zero-size image ({'x'.join(str(s) for s in array.shape[:2][::-1])})")
-    bits = 16 if array.dtype == np.uint16 else 8
-    try:
-        return array_to_tensor(array, keep_gray=True), bits
-    except BlurtoolsError as exc:
-        raise BlurtoolsError(f"{path}: {exc}") from None
-
-
-def read_input_with_alpha(path: Path) -> Tuple[torch.Tensor, int, Optional[np.ndarray]]:
-    """:func:`read_input` and the input's alpha channel ((H, W) uint8/uint16), None when it has none."""
-    array = read_array(path)
-    image, bits = _input_tensor(path, array)
-    alpha = np.ascontiguousarray(array[..., -1]) if array.ndim == 3 and array.shape[2] in (2, 4) else None
-    return image, bits, alpha
-
 
 def _is_oom(exc: BaseException) -> bool:
     text = str(exc).lower()

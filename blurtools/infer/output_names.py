@@ -38,9 +38,13 @@ def output_kind(output: "str | Path", suffixes: Sequence[str], what: str, stdout
     suffix = path.suffix.lower()
     if path.is_dir():
         if suffix in suffixes and not text.endswith(("/", os.sep)):
-            raise UsageError(f"-o {text}: is an existing folder, but its name asks for one {what} file; give a file "
+            raise UsageError(f"-o {text}: is an existing folder, but its name asks for one {suffix} file; give a file "
                              f"path, or write {text}/ for the folder")
         return FOLDER
+    if path.exists():
+        if suffix not in suffixes or text.endswith(("/", os.sep)):
+            raise UsageError(f"-o {text}: exists and is not a folder; name a {what} file ({known}) or a folder (OUT/)")
+        return FILE
     if text.endswith(("/", os.sep)):
         return FOLDER
     if suffix in suffixes:

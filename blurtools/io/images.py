@@ -58,7 +58,8 @@ def read_array(path: "str | Path") -> np.ndarray:
     except Exception as exc:  # imageio raises many types for undecodable input
         text = str(exc)
         if "Could not find a backend" in text:  # imageio's own wording is malformed; say it plainly
-            raise BlurtoolsError(f"{path}: not an image in a format blurtools reads (PNG, JPEG, TIFF, BMP, WebP...)") from None
+            raise BlurtoolsError(f"{path}: cannot read as an image (not in a format blurtools reads: PNG, JPEG, TIFF, "
+                                 "BMP, WebP...)") from None
         first = text.strip().splitlines()[0] if text.strip() else "no detail"
         raise BlurtoolsError(f"{path}: cannot read as an image ({type(exc).__name__}: {first[:200]})") from None
     array = np.asarray(array)
