@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 import typer
 
 from blurtools import __version__
-from blurtools.cli.common import DebugOption, DeviceOption, QuietOption, handle_errors, progress, setup_logging
+from blurtools.cli.common import DebugOption, DeviceOption, JsonOption, QuietOption, handle_errors, progress, setup_logging
 from blurtools.errors import BlurtoolsError, UsageError
 
 COMMAND_NAME = "score"
@@ -112,7 +112,7 @@ def command(
     lpips: Optional[LpipsNet] = typer.Option(None, "--lpips", help="Add LPIPS with this trunk (needs its ImageNet weights in torchvision's cache)."),
     video: bool = typer.Option(False, "--video", help="Each prediction is a frame folder or GIF/MP4 scored order-invariantly against a sharp sequence."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image rows and the mean to this CSV file."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (stable keys) on stdout instead of a table."),
+    as_json: bool = JsonOption,
     ignore_unmatched: bool = typer.Option(False, "--ignore-unmatched", help="Score the matched pairs even when some predictions have no ground truth."),
     align: Optional[AlignModel] = typer.Option(
         None, "--align", help="Align each prediction to its ground truth first and score the valid region only "
