@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import typer
 
 from blurtools.errors import BlurtoolsError, UsageError
-from blurtools.request import Described, describe_default, described_fields, parse_shard  # noqa: F401 (commands use it)
+from blurtools.request import Described, describe_default, described_fields
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

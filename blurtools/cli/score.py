@@ -102,6 +102,61 @@ def _write_csv(path: Path, rows: List[Dict[str, Any]], summary: Dict[str, Any], 
     atomic_write_text(path, buf.getvalue())
 
 
+def _check_modes(video: bool, align: Optional[AlignModel], best_of_gt: bool, ssim_mode: SsimMode) -> None:
+    if video and (align is not None or best_of_gt):
+        raise UsageError("--align and --best-of-gt score images; they do not combine with --video")
+    if align is not None and ssim_mode != SsimMode.skimage:
+        raise UsageError("--align scores SSIM over the valid region in the skimage convention; drop --ssim matlab3d")
+
+
+def _lpips_metric(lpips: Optional[LpipsNet], device: Any) -> Any:
+    """The LPIPS metric with trunk ``lpips`` on ``device`` (its ImageNet weights must be in the cache), or None."""
+    if lpips is None:
+        return None
+    from blurtools.metrics.lpips_metric import LpipsMetric
+
+    return LpipsMetric(net=lpips.value, device=device)
+
+
+def _matching(pred: Path, gt: Path, video: bool, best_of_gt: bool, ignore_unmatched: bool, quiet: bool) -> Any:
+    """Predictions matched to ground truth; unmatched predictions fail unless ignored, unmatched truth is noted."""
+    from blurtools.io.pairs import match
+
+    matching = match(pred, gt, video=video, gt_sequences=best_of_gt)
+    if matching.unmatched_pred and not ignore_unmatched:
+        shown = ", ".join(matching.unmatched_pred[:5]) + (" ..." if len(matching.unmatched_pred) > 5 else "")
+        raise BlurtoolsError(f"{pred}: {len(matching.unmatched_pred)} prediction(s) have no ground truth in {gt}: {shown} "
+                             "(--ignore-unmatched scores the rest)")
+    if not matching.pairs:
+        raise BlurtoolsError(f"{pred}: nothing matches the ground truth in {gt}")
+    if matching.unmatched_gt and not quiet:
+        print(f"note: {len(matching.unmatched_gt)} ground-truth item(s) have no prediction "
+              f"(e.g. {matching.unmatched_gt[0]})", file=sys.stderr)
+    return matching
+
+
+def _record_options(pred: Path, gt: Path, ssim_mode: SsimMode, y: bool, crop_border: int, lpips: Optional[LpipsNet],
+                    video: bool, align: Optional[AlignModel], best_of_gt: bool, max_shift: float, min_corr: float,
+                    ssim_mask: SsimWindow) -> Dict[str, Any]:
+    """The options the JSON and CSV record (alignment options only when alignment is used)."""
+    options = {"pred": str(pred), "gt": str(gt), "ssim": ssim_mode.value, "y": y, "crop_border": crop_border,
+               "lpips": lpips.value if lpips else None, "video": video}
+    if align is not None or best_of_gt:
+        options.update(align=align.value if align else None, best_of_gt=best_of_gt)
+    if align is not None:
+        options.update(max_shift=max_shift, min_corr=min_corr, ssim_mask=ssim_mask.value)
+    return options
+
+
+def _warn_unaligned(rows: List[Dict[str, Any]]) -> None:
+    """One warning on stderr listing the pairs that could not be aligned (they have null metrics)."""
+    failed = [r for r in rows if r.get("status") == "unaligned"]
+    if failed:
+        listed = "; ".join(f"{r['name']} ({r['reason']})" for r in failed[:5]) + (" ..." if len(failed) > 5 else "")
+        print(f"warning: {len(failed)} of {len(rows)} pair(s) could not be aligned and are not scored (null metrics; "
+              f"the means cover the other {len(rows) - len(failed)}): {listed}", file=sys.stderr)
+
+
 @handle_errors
 def command(
     pred: Path = typer.Argument(..., help="Predictions: an image, a folder of images, or (with --video) sequences."),
@@ -145,7 +200,6 @@ def command(
 
     For real-blur benchmarks, where a result cannot be pixel-aligned with its ground truth, --align scores after the best alignment: --align translation --best-of-gt as the Köhler et al. 2012 benchmark does, --align homography as RealBlur (Rim et al. 2020) does. The aligned image is scored as it is (alpha times the warped prediction, neither rounded nor clamped) over the pixels the warp fills. A pair that cannot be aligned (too different, a shift beyond --max-shift, a correlation below --min-corr) is not scored: its row has status "unaligned", null metrics and the reason, the means cover the other rows, and a warning on standard error lists it.
     """
-    from blurtools.io.pairs import match
     from blurtools.metrics.folder_scoring import (
         ScoreOptions,
         json_safe,
@@ -157,26 +211,10 @@ def command(
     from blurtools.ops.device import resolve_device
 
     setup_logging(quiet)
-    if video and (align is not None or best_of_gt):
-        raise UsageError("--align and --best-of-gt score images; they do not combine with --video")
-    if align is not None and ssim_mode != SsimMode.skimage:
-        raise UsageError("--align scores SSIM over the valid region in the skimage convention; drop --ssim matlab3d")
+    _check_modes(video, align, best_of_gt, ssim_mode)
     dev = resolve_device(device)
-    matching = match(pred, gt, video=video, gt_sequences=best_of_gt)
-    if matching.unmatched_pred and not ignore_unmatched:
-        shown = ", ".join(matching.unmatched_pred[:5]) + (" ..." if len(matching.unmatched_pred) > 5 else "")
-        raise BlurtoolsError(f"{pred}: {len(matching.unmatched_pred)} prediction(s) have no ground truth in {gt}: {shown} "
-                             "(--ignore-unmatched scores the rest)")
-    if not matching.pairs:
-        raise BlurtoolsError(f"{pred}: nothing matches the ground truth in {gt}")
-    if matching.unmatched_gt and not quiet:
-        print(f"note: {len(matching.unmatched_gt)} ground-truth item(s) have no prediction "
-              f"(e.g. {matching.unmatched_gt[0]})", file=sys.stderr)
-    metric = None
-    if lpips is not None:
-        from blurtools.metrics.lpips_metric import LpipsMetric
-
-        metric = LpipsMetric(net=lpips.value, device=dev)
+    matching = _matching(pred, gt, video, best_of_gt, ignore_unmatched, quiet)
+    metric = _lpips_metric(lpips, dev)
     opts = ScoreOptions(ssim_mode=ssim_mode.value, y=y, crop_border=crop_border, batch=batch, workers=workers or min(8, os.cpu_count() or 1),
                         align=align.value if align else None, max_shift=max_shift, min_corr=min_corr,
                         ssim_window=ssim_mask.value)
@@ -184,17 +222,9 @@ def command(
         scorer = score_sequence_pairs if video else (score_best_of_gt if best_of_gt else score_image_pairs)
         rows = scorer(matching.pairs, opts, dev, lpips=metric, on_done=bar.advance)
     summary = summarize(rows)
-    options = {"pred": str(pred), "gt": str(gt), "ssim": ssim_mode.value, "y": y, "crop_border": crop_border,
-               "lpips": lpips.value if lpips else None, "video": video}
-    if align is not None or best_of_gt:
-        options.update(align=align.value if align else None, best_of_gt=best_of_gt)
-    if align is not None:
-        options.update(max_shift=max_shift, min_corr=min_corr, ssim_mask=ssim_mask.value)
-    failed = [r for r in rows if r.get("status") == "unaligned"]
-    if failed:
-        listed = "; ".join(f"{r['name']} ({r['reason']})" for r in failed[:5]) + (" ..." if len(failed) > 5 else "")
-        print(f"warning: {len(failed)} of {len(rows)} pair(s) could not be aligned and are not scored (null metrics; "
-              f"the means cover the other {len(rows) - len(failed)}): {listed}", file=sys.stderr)
+    options = _record_options(pred, gt, ssim_mode, y, crop_border, lpips, video, align, best_of_gt, max_shift, min_corr,
+                              ssim_mask)
+    _warn_unaligned(rows)
     if csv_path is not None:
         if csv_path.is_dir():
             raise UsageError(f"--csv {csv_path}: is a folder")

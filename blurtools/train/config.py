@@ -22,9 +22,9 @@ import dataclasses
 import json
 import logging
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from blurtools import __version__
 from blurtools.errors import UsageError
