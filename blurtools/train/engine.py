@@ -115,10 +115,9 @@ class _Trainer(Stepping, RunState, Reporting):
             except RuntimeError as exc:
                 raise BlurtoolsError(f"{cfg.init}: its weights do not fit {cfg.model} with {args} "
                                      f"({str(exc).splitlines()[0]})") from None
-        kind = getattr(self.model, "kind", None)
-        if kind == "video" and int(getattr(self.model, "frames", -1)) != self.frames:
+        if self.model.kind == "video" and int(self.model.frames) != self.frames:
             raise BlurtoolsError(f"{cfg.data}: samples hold {self.frames} sharp frames but model {cfg.model} "
-                                 f"makes {getattr(self.model, 'frames', None)}; set --model-arg frames={self.frames} or use other data")
+                                 f"makes {self.model.frames}; set --model-arg frames={self.frames} or use other data")
         self.critic = recipe.critic(dict(self.model.model_args)) if recipe.critic is not None else None
         if not self.cuda and cfg.amp == "fp16":
             log.info("--amp fp16 is a CUDA feature; training in float32 on the CPU (--amp bf16 runs on CPUs)")
