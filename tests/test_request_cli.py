@@ -84,3 +84,19 @@ def test_every_train_config_field_is_a_flag_or_a_file_only_knob():
     names = {f.name for f in described_fields(TrainConfig)}
     assert names == {f.name for f in dataclasses.fields(TrainConfig)}, "a TrainConfig field has no option() description"
     assert {f.name for f in described_fields(TrainConfig) if not f.info.cli} == {"adam_betas"}
+
+
+def test_no_command_module_imports_another():
+    import ast
+    from pathlib import Path
+
+    cli = Path(__file__).resolve().parents[1] / "blurtools" / "cli"
+    commands = {f"blurtools.cli.{m}" for m in COMMAND_MODULES}
+    found = []
+    for mod in COMMAND_MODULES:
+        tree = ast.parse((cli / f"{mod}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{mod} imports {n}" for n in names if n in commands and n != f"blurtools.cli.{mod}"]
+    assert found == []
