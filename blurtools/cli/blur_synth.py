@@ -34,11 +34,7 @@ MAN_FILES = [
 def command(
     sources: List[Path] = typer.Argument(..., help="Video files, frame folders, dataset trees (GoPro_Large_all, REDS train_orig) or still photos."),
     output: Path = typer.Option(..., "--output", "-o", help="Sample-set folder to write (an existing set made with the same options is resumed)."),
-    *,
-    request: SynthRequest,
-    json_out: bool,
-    quiet: bool,
-    debug: bool,
+    *, request: SynthRequest, json_out: bool, quiet: bool, debug: bool,
 ) -> None:
     """Make blurry/sharp pairs by averaging N consecutive sharp frames in linear light.
 

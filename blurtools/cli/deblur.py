@@ -17,11 +17,7 @@ COMMAND_NAME = "deblur"
 def command(
     inputs: List[str] = typer.Argument(..., help="Blurry images: files, folders (searched recursively) or quoted globs such as 'shots/**/*.jpg'."),
     output: Path = typer.Option(..., "--output", "-o", help="Output file (one input) or folder (mirrors the inputs' trees)."),
-    *,
-    request: DeblurRequest,
-    json_out: bool,
-    quiet: bool,
-    debug: bool,
+    *, request: DeblurRequest, json_out: bool, quiet: bool, debug: bool,
 ) -> None:
     """Deblur images: one file to -o FILE, or many (folders, globs) into the folder -o OUT.
 

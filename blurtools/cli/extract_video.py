@@ -19,12 +19,7 @@ COMMAND_NAME = "extract-video"
 def command(
     inputs: List[str] = typer.Argument(..., help="Blurry images: files, folders (searched recursively) or quoted globs such as 'shots/*.png'."),
     output: Path = typer.Option(..., "--output", "-o", help="out.gif, out.mp4, out.webp, or a folder of numbered PNGs (one input); a folder (many inputs)."),
-    *,
-    video: VideoRequest,
-    request: ExtractRequest,
-    json_out: bool,
-    quiet: bool,
-    debug: bool,
+    *, video: VideoRequest, request: ExtractRequest, json_out: bool, quiet: bool, debug: bool,
 ) -> None:
     """Turn each blurry image into the short sharp video it hides: GIF, MP4, WebP or numbered PNG frames.
 

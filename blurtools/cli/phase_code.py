@@ -41,12 +41,7 @@ def command(
     sources: Optional[List[Path]] = typer.Argument(None, help="Video files, frame folders, dataset trees or still photos; or the word 'psf' to write only the PSF stack."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Sample-set folder (or, with 'psf', the .npy file of the stack)."),
     png: Optional[Path] = typer.Option(None, "--png", help="Also write the PSF stack as a PNG strip (one tile per instant) here."),
-    *,
-    phase: PhaseRequest,
-    synth: SynthRequest,
-    json_out: bool,
-    quiet: bool,
-    debug: bool,
+    *, phase: PhaseRequest, synth: SynthRequest, json_out: bool, quiet: bool, debug: bool,
 ) -> None:
     """Make blurry/sharp pairs as a phase-coded camera sweeping focus during the exposure would see them.
 

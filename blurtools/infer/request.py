@@ -51,8 +51,8 @@ class DeblurRequest:
     kernel: Optional[Path] = option(None, help="Blur kernel image (gray PNG, any size): non-blind classical "
                                     "deconvolution with it.")
     kernel_size: int = option(63, help="Classical: the longest blur, in pixels, the kernel estimate may have.")
-    kernel_method: str = option("multiscale", help="Classical: multiscale (a general kernel, coarse to fine; the "
-                                "default), linear (straight motion: length and angle) or auto.")
+    kernel_method: str = option("multiscale", help="Classical: multiscale (a general kernel, coarse to fine), "
+                                "linear (straight motion: length and angle) or auto.")
     deconv: str = option("hqs", help="Classical: hqs (sparse gradients; best), wiener (fastest) or rl (Richardson-Lucy).")
     crf: str = option("gamma:2.2", help="Classical: the camera response undone before the kernel is estimated and the "
                       "image deconvolved (blur happens in linear light): gamma:G, srgb, or linear (work on the values "

@@ -15,17 +15,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence
 
 from blurtools.errors import BlurtoolsError, UsageError
 from blurtools.io.atomic import atomic_write_bytes
 from blurtools.request import option
-from blurtools.synth.coded_psf import (PhaseOptions, build_stack, channel_summary, parse_mask, parse_spectrum,
-                                       stack_digest, stack_to_npy_bytes, strip_png_bytes)
-from blurtools.synth.phase_coding import CodedExposure
 from blurtools.synth.pipeline import RunStats
 from blurtools.synth.request import SynthRequest, run_synthesis
 from blurtools.synth.stills import StillMaker
+
+if TYPE_CHECKING:
+    from blurtools.synth.coded_psf import PhaseOptions
+
+# The optics (coded_psf, phase_coding) import scipy.fft: measured +0.45 s on every `blurtools --help`, so they
+# are imported where a phase-code run needs them.
 
 TOOL = "phase-code"
 PADS = ("reflect", "zeros")
@@ -61,6 +64,8 @@ class PhaseRequest:
     pad: str = option("reflect", help="Border extension for the convolution: reflect or zeros.")
 
     def __post_init__(self) -> None:
+        from blurtools.synth.coded_psf import PhaseOptions, parse_mask, parse_spectrum
+
         if self.pad not in PADS:
             raise UsageError(f"--pad {self.pad}: choose reflect or zeros")
         if self.psf_size < 1 or self.psf_size % 2 == 0:
@@ -77,7 +82,7 @@ class PhaseRequest:
                                              parse_spectrum(self.spectrum_b, "b")),
             psf_stack=str(self.psf_stack) if self.psf_stack else None, normalize=self.psf_normalize)
 
-    def optics(self) -> PhaseOptions:
+    def optics(self) -> "PhaseOptions":
         """The physical parameters of the coded camera (parsed and checked when the request was made)."""
         return self._optics
 
@@ -93,6 +98,8 @@ def write_psf_stack(phase: PhaseRequest, synth: SynthRequest, npy: Optional[Path
 
     Returns the result record: tool, instants, (h, w), the files, the RMS radius per channel, the optics.
     """
+    from blurtools.synth.coded_psf import build_stack, channel_summary, stack_to_npy_bytes, strip_png_bytes
+
     if npy is None and png is None:
         raise UsageError("phase-code psf: give -o STACK.npy and/or --png STRIP.png")
     k = instants(synth)
@@ -112,6 +119,9 @@ def run_phase_code(sources: Sequence[Path], output: Path, phase: PhaseRequest, s
     at that instant of the sweep, and the results averaged in linear light. The stack is computed once and
     saved as SET/psf/stack.npy (and .png; ``png`` writes the strip there too), which every manifest line names.
     """
+    from blurtools.synth.coded_psf import build_stack, stack_digest, stack_to_npy_bytes, strip_png_bytes
+    from blurtools.synth.phase_coding import CodedExposure
+
     cfg, control = synth.config(), synth.control()
     k = instants(synth)
     stack = build_stack(phase.optics(), k, control.device)

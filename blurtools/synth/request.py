@@ -49,7 +49,7 @@ class SynthRequest:
     cut_threshold: float = option(27.0, help="Reject windows whose content score (PySceneDetect HSV difference) exceeds "
                                   "this; 0 disables.")
     noise: str = option("none", help="Sensor noise on the blurry image: none, realblur or rsblur (RSBlur Poisson-Gaussian presets).")
-    saturation: bool = option(False, negatable=True, help="RSBlur saturation synthesis (off by default).")
+    saturation: bool = option(False, negatable=True, help="RSBlur saturation synthesis.")
     stills: bool = option(False, help="Treat the images of a folder as still photos, not as a frame sequence.")
     per_still: int = option(1, help="Samples (trajectories) per still photo.")
     trajectory_length: float = option(60.0, help="Camera-shake trajectory: maximum path length in pixels.")
