@@ -34,7 +34,26 @@ from blurtools.ops.device import resolve_device
 from blurtools.request import option, parse_shard
 
 OnDone = Optional[Callable[[Any], None]]
+_REFINE_DEFAULT = "Default: classical with blurtools' weights, none with an authors' published checkpoint."
 OnWindow = Optional[Callable[[int, int], None]]
+
+
+def check_tile(tile: int, overlap: int) -> int:
+    """``tile`` when it and ``overlap`` are valid window settings, else a UsageError."""
+    if tile < 0:
+        raise UsageError(f"--tile {tile}: must be >= 0 (0 = no tiling)")
+    if 0 < tile < 32:
+        raise UsageError(f"--tile {tile}: windows need at least 32 pixels")
+    if overlap < 0 or (tile > 0 and overlap >= tile // 2):
+        raise UsageError(f"--overlap {overlap}: must be >= 0 and less than half the tile ({tile})")
+    return tile
+
+
+def _paths(value: Any) -> Any:
+    """A path or list of paths as text for the record (None stays None)."""
+    if not value:
+        return None
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
 
 
 @dataclass
@@ -45,7 +64,8 @@ class DeblurRequest:
     tool: ClassVar[str] = "deblur"
 
     model: str = option("default", help="default (the weights shipped with blurtools) or classical (no weights: blind "
-                        "motion-kernel estimation and deconvolution).")
+                        "motion-kernel estimation and deconvolution); with --weights, optionally the architecture the "
+                        "file holds (deblurgan, jin2018...), which is otherwise detected from its contents.")
     weights: Optional[Path] = option(None, help="A checkpoint written by `blurtools train` (weights.pt, best.pt or "
                                      "last.pt) to use instead of the shipped weights.")
     kernel: Optional[Path] = option(None, help="Blur kernel image (gray PNG, any size): non-blind classical "
@@ -57,11 +77,12 @@ class DeblurRequest:
     crf: str = option("gamma:2.2", help="Classical: the camera response undone before the kernel is estimated and the "
                       "image deconvolved (blur happens in linear light): gamma:G, srgb, or linear (work on the values "
                       "as stored).")
-    refine: str = option("classical", help="Networks: classical (blend in the classical deconvolution where the network "
-                         "or the deconvolution finds evidence of blur; see MODEL_CARD.md) or none (the network's result "
-                         "alone).")
+    refine: Optional[str] = option(None, help="Networks: classical (blend in the classical deconvolution where the "
+                                   "network or the deconvolution finds evidence of blur; see MODEL_CARD.md) or none (the "
+                                   "network's result alone). " + _REFINE_DEFAULT)
     tile: Optional[int] = option(None, help="Largest window side in pixels for tiled inference (bounded memory); 0 = "
-                                 "whole images (default: 512 on the CPU, 1024 on a GPU).")
+                                 "whole images (default: 512 on the CPU, 1024 on a GPU; whole images for networks whose "
+                                 "every pixel depends on the whole input, such as instance-norm ones).")
     overlap: int = option(32, help="Smallest overlap of neighbouring windows, blended without seams.")
     batch: Optional[int] = option(None, help="Windows, or same-size images, per model call (default: 1 on the CPU, 4 on "
                                   "a GPU).")
@@ -74,18 +95,13 @@ class DeblurRequest:
 
     def __post_init__(self) -> None:
         self._device = resolve_device(self.device)
-        gpu = self._device.type == "cuda"
-        self._tile = (1024 if gpu else 512) if self.tile is None else self.tile
-        self._batch = (4 if gpu else 1) if self.batch is None else self.batch
-        if self._tile < 0:
-            raise UsageError(f"--tile {self._tile}: must be >= 0 (0 = no tiling)")
-        if 0 < self._tile < 32:
-            raise UsageError(f"--tile {self._tile}: windows need at least 32 pixels")
-        if self.overlap < 0 or (self._tile > 0 and self.overlap >= self._tile // 2):
-            raise UsageError(f"--overlap {self.overlap}: must be >= 0 and less than half the tile ({self._tile})")
+        self._batch = (4 if self._device.type == "cuda" else 1) if self.batch is None else self.batch
+        if self.tile is not None:
+            check_tile(self.tile, self.overlap)
         if self._batch < 1:
             raise UsageError(f"--batch {self._batch}: must be >= 1")
         self._shard = parse_shard(self.shard)
+        self._tile: Optional[int] = self.tile  # without --tile: the predictor's own default, once it is loaded
 
     @property
     def torch_device(self) -> torch.device:
@@ -96,25 +112,30 @@ class DeblurRequest:
         """(I, N) of --shard I/N, or None."""
         return self._shard
 
-    def refinement(self) -> str:
-        """The refinement asked for: none for the classical method or a known kernel (networks only)."""
+    def refinement(self) -> Optional[str]:
+        """The refinement asked for: none for the classical method or a known kernel (networks only); None = the
+        loaded model's default."""
         return self.refine if self.model != "classical" and self.kernel is None else "none"
 
     def predictor(self) -> Predictor:
-        """The model (or classical method) this request runs, loaded on its device."""
+        """The model (or classical method) this request runs, loaded on its device; fills in the window side
+        (``--tile``) the predictor prefers when none was given."""
         k = read_kernel(self.kernel) if self.kernel is not None else None
-        return load_predictor(self.kind, model=self.model, weights=self.weights, device=self._device, kernel=k,
-                              kernel_path=str(self.kernel) if self.kernel else None, method=self.kernel_method,
-                              max_size=self.kernel_size, deconv=self.deconv, amp=self.amp,
-                              crf=None if self.crf == "linear" else self.crf, refine=self.refinement())
+        predictor = load_predictor(self.kind, model=self.model, weights=self.weights or None, device=self._device,
+                                   kernel=k, kernel_path=str(self.kernel) if self.kernel else None,
+                                   method=self.kernel_method, max_size=self.kernel_size, deconv=self.deconv,
+                                   amp=self.amp, crf=None if self.crf == "linear" else self.crf,
+                                   refine=self.refinement())
+        self._tile = check_tile(predictor.default_tile() if self.tile is None else self.tile, self.overlap)
+        return predictor
 
     def options(self, inputs: Sequence[str], output: Path, predictor: Predictor) -> Dict[str, Any]:
         """The options every output records (resolved: the device, window and batch actually used)."""
         return {"inputs": [str(i) for i in inputs], "output": str(output), "model": predictor.provenance["model"],
-                "weights": str(self.weights) if self.weights else None, "kernel": str(self.kernel) if self.kernel else None,
+                "weights": _paths(self.weights), "kernel": str(self.kernel) if self.kernel else None,
                 "tile": self._tile, "overlap": self.overlap, "batch": self._batch, "device": str(self._device),
                 "amp": self.amp, "shard": self.shard,
-                "refine": self.refine if "refine" in predictor.provenance else "none", "crf": self.crf}
+                "refine": "classical" if "refine" in predictor.provenance else "none", "crf": self.crf}
 
     def record(self, options: Dict[str, Any], predictor: Predictor) -> Dict[str, Any]:
         """The provenance record of every output: tool, version, options and the model's own record."""
@@ -127,14 +148,19 @@ class DeblurRequest:
 
 @dataclass
 class ExtractRequest(DeblurRequest):
-    """The inference knobs of extract-video: those of deblur, with the video's refinement."""
+    """The inference knobs of extract-video: those of deblur, with the video's weights (a checkpoint, or the
+    files of a released cascade) and refinement."""
 
     kind: ClassVar[str] = "video"
     tool: ClassVar[str] = "extract-video"
 
-    refine: str = option("classical", help="Networks: classical (sharpen every frame with the default deblur, network "
-                         "and classical; a still video where that deblur finds no evidence of blur) or none (the video "
-                         "network alone).")
+    weights: Optional[List[Path]] = option(None, help="A checkpoint written by `blurtools train`, or an authors' "
+                                           "published checkpoint (detected from its contents); Jin et al.'s released "
+                                           "cascade as the folder holding its four files, or the four files (--weights A "
+                                           "--weights B ...).")
+    refine: Optional[str] = option(None, help="Networks: classical (sharpen every frame with the default deblur, network "
+                                   "and classical; a still video where that deblur finds no evidence of blur) or none (the "
+                                   "video network alone). " + _REFINE_DEFAULT)
 
 
 @dataclass
