@@ -1,6 +1,10 @@
 """What every subcommand shares: options, error-to-exit-code mapping, progress, output.
 
-Exit status (DESIGN.md): 0 success, 1 failure of the work, 2 usage error, 130 interrupted. A failure prints
+Options are derived from the library's request objects (see :mod:`blurtools.request`): a command declares
+which requests it takes with :func:`with_requests`, and gets one flag per request field (its help, default,
+type and short flag from the field) plus the shared options of SHARED (--json, --quiet, --debug...).
+
+Exit status: 0 success, 1 failure of the work, 2 usage error, 130 interrupted. A failure prints
 one ``error: ...`` line on stderr; ``--debug`` (or BLURTOOLS_DEBUG=1) shows the traceback instead.
 """
 
@@ -61,7 +65,7 @@ def fail(message: str, code: int = EXIT_FAILURE) -> "typer.Exit":
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Map library exceptions to one ``error:`` line and the exit codes of DESIGN.md."""
+    """Map library exceptions to one ``error:`` line and the exit codes above."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

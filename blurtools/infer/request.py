@@ -9,9 +9,10 @@ provenance record and runs its files.
 
 Example::
 
-    req = DeblurRequest(device="cpu", tile=256)
-    plan = plan_deblur(["shots/"], Path("sharp/"))
+    req = DeblurRequest(device="cpu", tile=256)           # checked here (UsageError naming the flag)
+    plan = plan_deblur_run(req, ["shots/"], Path("sharp/"))
     outcome = run_deblur(req, ["shots/"], Path("sharp/"), plan)
+    print(summary_text("deblur", Path("sharp/"), outcome, as_json=False, noun="image(s)"))
 """
 
 from __future__ import annotations
