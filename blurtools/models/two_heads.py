@@ -4,8 +4,8 @@ Citation: G. Carbajal, P. Vitoria, M. Delbracio, P. Musé, J. Lezama, "Non-unifo
 adaptive basis decomposition", arXiv 2102.01026, 2021. Released weights: ``TwoHeads.pkl``, a bare state dict.
 
 Why a file of its own beside :mod:`blurtools.models.kernel_basis` (the project's trainable variant of the same
-idea): the released network differs in ways that change its function, not just its key names. It has fixed
-widths (64 ... 1024 over five levels) and a separate input convolution for gray images; its kernel decoder
+idea): the released network differs in ways that change its function, not just its key names. It has its own
+widths (64, 64, 128 ... 1024 over the levels) and a separate input convolution for gray images; its kernel decoder
 keeps 256 channels one level longer (256, 256, 128, 64 where the variant has 128, 64, 64); it never pads the
 image: max-pooling drops odd rows, and each decoder level zero-pads its up-sampled map (centred) to the skip's
 size; it sees ``blurry ** 2.2 - 0.5``; and its kernels are correlation kernels. The key names below are the
@@ -84,6 +84,7 @@ class TwoHeadsNet(nn.Module):
     Args:
         basis: K, the number of basis kernels and mixing maps (25 released).
         kernel_size: 33 (released) or 65 (one more kernel level).
+        width: channels of the first level (64 released); the levels have 1, 1, 2, 4, 8, 16 times as many.
         gamma: the inputs' gamma: the network sees ``blurry ** gamma - 0.5``, the restoration runs on
             ``blurry ** gamma`` (2.2 released; 1.0 for linear data such as Köhler's).
         iterations, threshold, lam: the restoration's Richardson-Lucy iterations (30), saturation threshold
@@ -101,30 +102,29 @@ class TwoHeadsNet(nn.Module):
     receptive_field = 10 ** 9
     kernel_orientation = "correlation"
 
-    def __init__(self, basis: int = 25, kernel_size: int = 33, gamma: float = 2.2, iterations: int = 30,
-                 threshold: float = 0.99, lam: float = 1e-3):
+    def __init__(self, basis: int = 25, kernel_size: int = 33, width: int = 64, gamma: float = 2.2,
+                 iterations: int = 30, threshold: float = 0.99, lam: float = 1e-3):
         super().__init__()
-        if basis < 1 or kernel_size not in (33, 65) or gamma <= 0 or iterations < 0:
-            raise BlurtoolsError(f"TwoHeadsNet: need basis >= 1, kernel_size 33 or 65, gamma > 0, iterations >= 0; "
-                                 f"got {basis}, {kernel_size}, {gamma}, {iterations}")
+        if basis < 1 or kernel_size not in (33, 65) or width < 1 or gamma <= 0 or iterations < 0:
+            raise BlurtoolsError(f"TwoHeadsNet: need basis >= 1, kernel_size 33 or 65, width >= 1, gamma > 0, "
+                                 f"iterations >= 0; got {basis}, {kernel_size}, {width}, {gamma}, {iterations}")
         self.basis, self.kernel_size = int(basis), int(kernel_size)
         self.gamma, self.iterations, self.threshold, self.lam = float(gamma), int(iterations), float(threshold), float(lam)
-        self.inc_rgb = _conv(3, 64)
-        self.inc_gray = _conv(1, 64)
-        chans = [64, 64, 128, 256, 512, 1024]
+        w = self.width = int(width)
+        self.inc_rgb = _conv(3, w)
+        self.inc_gray = _conv(1, w)
+        chans = [w, w, 2 * w, 4 * w, 8 * w, 16 * w]
         for i in range(5):
             setattr(self, f"down{i + 1}", _Down(chans[i], chans[i + 1]))
-        self.feat = _conv(1024, 1024)
-        for i, (cin, skip, cout) in enumerate([(1024, 1024, 512), (512, 512, 256), (256, 256, 128),
-                                               (128, 128, 64), (64, 64, 64)]):
-            setattr(self, f"up{i + 1}", _Up(cin, skip, cout))
-        self.masks_end = nn.Sequential(*_conv(64, 64), *_conv(64, 64), nn.Conv2d(64, basis, 3, padding=1))
-        for i, (cin, skip, cout) in enumerate([(1024, 1024, 512), (512, 512, 256), (256, 256, 256),
-                                               (256, 128, 128), (128, 64, 64)]):
-            setattr(self, f"kernel_up{i + 1}", _Up(cin, skip, cout))
+        self.feat = _conv(16 * w, 16 * w)
+        for i, (cin, skip, cout) in enumerate([(16, 16, 8), (8, 8, 4), (4, 4, 2), (2, 2, 1), (1, 1, 1)]):
+            setattr(self, f"up{i + 1}", _Up(cin * w, skip * w, cout * w))
+        self.masks_end = nn.Sequential(*_conv(w, w), *_conv(w, w), nn.Conv2d(w, basis, 3, padding=1))
+        for i, (cin, skip, cout) in enumerate([(16, 16, 8), (8, 8, 4), (4, 4, 4), (4, 2, 2), (2, 1, 1)]):
+            setattr(self, f"kernel_up{i + 1}", _Up(cin * w, skip * w, cout * w))
         if kernel_size == 65:
-            self.kernel_up6 = _Up(64, 0, 64)
-        self.kernels_end = nn.Sequential(*_conv(64, 64, 2, 1), *_conv(64, 64), nn.Conv2d(64, basis, 3, padding=1))
+            self.kernel_up6 = _Up(w, 0, w)
+        self.kernels_end = nn.Sequential(*_conv(w, w, 2, 1), *_conv(w, w), nn.Conv2d(w, basis, 3, padding=1))
 
     def _encode(self, x: torch.Tensor):
         h = self.inc_rgb(x) if x.shape[1] == 3 else self.inc_gray(x)
@@ -170,5 +170,5 @@ class TwoHeadsNet(nn.Module):
 
 def two_heads_args_from_state_dict(sd: Mapping[str, Any]) -> Dict[str, Any]:
     """:class:`TwoHeadsNet` arguments of a released state dict: K from the last kernel conv, 65 with ``kernel_up6``."""
-    return {"basis": int(sd["kernels_end.4.weight"].shape[0]),
+    return {"basis": int(sd["kernels_end.4.weight"].shape[0]), "width": int(sd["inc_rgb.0.weight"].shape[0]),
             "kernel_size": 65 if "kernel_up6.up.weight" in sd else 33}
