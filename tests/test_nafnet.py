@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from blurtools.models.nafnet import LocalMean, NAFNet, nafnet_args_from_state_dict, strip_prefix, unwrap_params
+from blurtools.models.files import strip_prefix
+from blurtools.models.nafnet import LocalMean, NAFNet, nafnet_args_from_state_dict, unwrap_params
 
 TINY = dict(width=4, enc_blocks=[1, 1, 1, 2], middle_blocks=1, dec_blocks=[1, 1, 1, 1])
 

@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from blurtools.errors import BlurtoolsError
+from blurtools.models.files import strip_prefix
 
-__all__ = ["NAFNet", "LocalMean", "nafnet_args_from_state_dict", "strip_prefix", "unwrap_params",
+__all__ = ["NAFNet", "LocalMean", "nafnet_args_from_state_dict", "unwrap_params", "detect_release", "convert_release",
            "TLC_TRAIN_SIZE"]
 
 TLC_TRAIN_SIZE = 256          # the training crop of the published GoPro / REDS models
@@ -131,13 +132,6 @@ def unwrap_params(obj: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
     return None
 
 
-def strip_prefix(sd: Mapping[str, Any], prefix: str = "module.") -> Dict[str, Any]:
-    """The state dict without ``prefix`` on its keys, when every key carries it (DataParallel files)."""
-    if sd and all(isinstance(k, str) and k.startswith(prefix) for k in sd):
-        return {k[len(prefix):]: v for k, v in sd.items()}
-    return dict(sd)
-
-
 def _count(sd: Mapping[str, Any], prefix: str) -> int:
     """How many numbered children ``prefix.N.`` the keys mention (N = 0, 1, ...)."""
     n = 0
@@ -159,3 +153,26 @@ def nafnet_args_from_state_dict(sd: Mapping[str, torch.Tensor]) -> Dict[str, Any
     deblur = (tuple(enc), middle, tuple(dec)) == DEBLUR_BLOCKS
     return {"width": int(intro.shape[0]), "enc_blocks": enc, "middle_blocks": middle, "dec_blocks": dec,
             "channels": int(intro.shape[1]), "tlc_base": 384 if deblur else None}
+
+
+_RELEASE_KEYS = ("intro.weight", "ending.weight", "encoders.0.0.beta", "middle_blks.0.sca.1.weight", "ups.0.0.weight")
+
+
+def detect_release(obj: Mapping[str, Any]) -> bool:
+    """Whether a loaded file is an authors' NAFNet file: ``{'params': sd}`` (or a bare sd), ``module.`` optional.
+
+    The state dict is recognised by spandrel's NAFNet detector (its key names), after a quick look at a few
+    of them (importing spandrel takes seconds; files of other models never pay for it).
+    """
+    sd = strip_prefix(unwrap_params(obj) or obj)
+    if not all(isinstance(sd.get(k), torch.Tensor) for k in _RELEASE_KEYS):
+        return False
+    from spandrel import MAIN_REGISTRY
+
+    return bool(MAIN_REGISTRY["NAFNet"].architecture.detect(sd))
+
+
+def convert_release(obj: Mapping[str, Any]) -> Tuple[Dict[str, Any], Dict[str, torch.Tensor]]:
+    """``(model_args, state_dict)`` of :class:`NAFNet` for an authors' file (see :func:`detect_release`)."""
+    sd = strip_prefix(unwrap_params(obj) or obj)
+    return nafnet_args_from_state_dict(sd), {f"net.{k}": v for k, v in sd.items()}

@@ -24,7 +24,7 @@ from torch import nn
 
 from blurtools.errors import BlurtoolsError
 
-__all__ = ["SpandrelNet", "DEBLUR_ARCHS", "find_architecture", "unwrap_state_dict"]
+__all__ = ["SpandrelNet", "DEBLUR_ARCHS", "find_architecture", "unwrap_state_dict", "spandrel_args", "detect_release"]
 
 DEBLUR_ARCHS = ("FFTformer", "Uformer")
 
@@ -127,3 +127,8 @@ def spandrel_args(obj: Mapping[str, Any]) -> Tuple[Dict[str, Any], Dict[str, tor
     # spandrel records classes among some defaults (Uformer's norm layers); those are the defaults, left out
     config = {k: v for k, v in dict(getattr(descriptor.model, "hyperparameters", {}) or {}).items() if _plain(v)}
     return {"arch": name, "config": config}, {f"net.{k}": v for k, v in descriptor.model.state_dict().items()}
+
+
+def detect_release(obj: Mapping[str, Any]) -> bool:
+    """Whether spandrel recognises one of :data:`DEBLUR_ARCHS` in a loaded file."""
+    return find_architecture(obj) is not None

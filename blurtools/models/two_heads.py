@@ -33,7 +33,7 @@ from torch import nn
 from blurtools.errors import BlurtoolsError
 from blurtools.ops.saturated_rl import saturated_rl
 
-__all__ = ["TwoHeadsNet", "two_heads_args_from_state_dict", "MIN_SIDE"]
+__all__ = ["TwoHeadsNet", "two_heads_args_from_state_dict", "detect_release", "convert_release", "MIN_SIDE"]
 
 MIN_SIDE = 32       # five 2x max-poolings
 
@@ -172,3 +172,17 @@ def two_heads_args_from_state_dict(sd: Mapping[str, Any]) -> Dict[str, Any]:
     """:class:`TwoHeadsNet` arguments of a released state dict: K from the last kernel conv, 65 with ``kernel_up6``."""
     return {"basis": int(sd["kernels_end.4.weight"].shape[0]), "width": int(sd["inc_rgb.0.weight"].shape[0]),
             "kernel_size": 65 if "kernel_up6.up.weight" in sd else 33}
+
+
+_RELEASE_KEYS = ("inc_rgb.0.weight", "down5.double_conv.2.weight", "up5.feat.0.weight", "masks_end.4.weight",
+                 "kernel_up1.up.weight", "kernels_end.4.weight")
+
+
+def detect_release(obj: Mapping[str, Any]) -> bool:
+    """Whether a loaded file is the released ``TwoHeads.pkl`` layout: a bare state dict with the authors' keys."""
+    return all(isinstance(obj.get(k), torch.Tensor) for k in _RELEASE_KEYS)
+
+
+def convert_release(obj: Mapping[str, Any]) -> Tuple[Dict[str, Any], Dict[str, torch.Tensor]]:
+    """``(model_args, state_dict)`` of :class:`TwoHeadsNet` for the released file (keys unchanged)."""
+    return two_heads_args_from_state_dict(obj), dict(obj)
