@@ -85,6 +85,8 @@ class Predictor:
         refine: networks only: what :mod:`blurtools.infer.refine` blends into the network's result (image:
             the classical predictor; video: the default deblur predictor), or None.
         provenance: what to record in outputs (model, weights file and digest, arch, model_args...).
+        context: networks: the overlap windows need to reproduce the whole-image result (an authors'
+            network's receptive field); None: the network needs whole images (image-wide statistics).
     """
 
     kind: str
@@ -97,6 +99,7 @@ class Predictor:
     classical: Dict[str, Any] = field(default_factory=dict)
     refine: Optional["Predictor"] = None
     provenance: Dict[str, Any] = field(default_factory=dict)
+    context: Optional[int] = 0
 
     @property
     def is_classical(self) -> bool:
@@ -120,7 +123,8 @@ class Predictor:
             ``(fn, min_overlap)``: ``fn`` maps windows (b, 3, h, w) on ``self.device`` (b a multiple of B,
             window-major: the B images of window 0, then of window 1...) to (b, 3, h, w) or
             (b, N, 3, h, w) float; ``min_overlap`` is the overlap below which windows would show seams
-            (the classical deconvolution needs a few kernel lengths; learned models report 0).
+            (the classical deconvolution needs a few kernel lengths; learned models report ``context``),
+            None when only whole images give the model's result.
         """
         if images.dim() != 4 or images.shape[1] != 3:
             raise UsageError(f"prepare: expected images (B, 3, H, W), got {tuple(images.shape)}")
@@ -139,7 +143,7 @@ class Predictor:
                     y = model(x)
             return y.float()
 
-        return fn, 0
+        return fn, self.context
 
     def _prepare_classical(self, images: torch.Tensor, frames: Optional[int]
                            ) -> Tuple[Callable[[torch.Tensor], torch.Tensor], int]:
@@ -204,7 +208,8 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
             file for the record). Implies the classical method; contradicts ``weights``.
         method, max_size, deconv, strength, crf: classical options (see :mod:`blurtools.infer.classical`).
         amp: bfloat16 autocast for learned models on CUDA.
-        refine: networks only; ``"classical"`` (the default) or ``"none"`` (the network's result as it is).
+        refine: networks only; ``"classical"`` or ``"none"`` (the network's result as it is); None: none for
+            an authors' published checkpoint, classical for blurtools' own networks.
             Image: blend the classical deconvolution (``REFINE_CLASSICAL``'s options) into the network's
             result where the network or the deconvolution finds evidence of blur. Video: sharpen every frame
             with the default deblur's result (network and classical), and hold the video still where that
@@ -216,8 +221,7 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
     """
     if kind not in DEFAULT_WEIGHTS:
         raise UsageError(f"load_predictor: kind must be 'image' or 'video', got {kind!r}")
-    refine = refine or "classical"
-    if refine not in REFINES:
+    if refine is not None and refine not in REFINES:
         raise UsageError(f"--refine {refine}: choose one of {', '.join(REFINES)}")
     if model not in MODELS:
         raise UsageError(f"--model {model}: choose one of {', '.join(MODELS)} (or give --weights PATH)")
@@ -266,6 +270,9 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
         # every window has the same size, so cuDNN's autotuning pays off after the first one
         torch.backends.cudnn.benchmark = True
     prov["amp"] = bool(amp and device.type == "cuda")
+    # an authors' published checkpoint computes that network's function alone unless a blend is asked for
+    published = "layout" in prov
+    refine = refine or ("none" if published else "classical")
     refiner = None
     if kind == "image" and refine == "classical":
         refiner = load_predictor("image", model="classical", device=device, **REFINE_CLASSICAL)
@@ -276,5 +283,7 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
             prov["refine"] = {"method": "default deblur", **refiner.provenance}
         else:
             log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
+    # published networks see the windows as they are and pad them the way their authors do
     return Predictor(kind, prov["arch"] or "model", device, net, net.frames if kind == "video" else None,
-                     multiple=_DEFAULT_MULTIPLE, amp=bool(amp), refine=refiner, provenance=prov)
+                     multiple=1 if published else _DEFAULT_MULTIPLE, amp=bool(amp), refine=refiner,
+                     provenance=prov, context=net.receptive_field if published else 0)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blurtools.errors import BlurtoolsError
+from blurtools.models.contract import Model
 from blurtools.models.files import strip_prefix
 
 __all__ = ["NAFNet", "LocalMean", "nafnet_args_from_state_dict", "unwrap_params", "detect_release", "convert_release",
@@ -70,7 +71,7 @@ def _level_blocks(net: nn.Module) -> Sequence[Tuple[int, nn.Module]]:
     return out
 
 
-class NAFNet(nn.Module):
+class NAFNet(Model):
     """NAFNet (spandrel's module) with the authors' test-time local statistics.
 
     Args:
@@ -88,8 +89,8 @@ class NAFNet(nn.Module):
     kind = "image"
     frames = None
     pad_multiple = 16
-    # context a window needs: the box means reach tlc_base / 2 on every level, and 36 blocks stack them;
-    # windows are blended over an overlap of this size (see blurtools.infer.tiling)
+    # the box means of the local statistics span tlc_base pixels on every level (the plain network: the
+    # whole input); windows overlapping by this much reproduce the whole-image result closely
     receptive_field = 384
 
     def __init__(self, width: int = 32, enc_blocks: Sequence[int] = DEBLUR_BLOCKS[0],
@@ -113,7 +114,7 @@ class NAFNet(nn.Module):
                 # the authors size each box from the training crop: (256 / 2^l) * 1.5 on level l
                 train_side = TLC_TRAIN_SIZE // 2 ** level
                 block.sca[0] = LocalMean(train_side * tlc_base // TLC_TRAIN_SIZE)
-        self.receptive_field = int(tlc_base) if tlc_base is not None else 10 ** 9
+        self.receptive_field = int(tlc_base) if tlc_base is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:

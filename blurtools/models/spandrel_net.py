@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blurtools.errors import BlurtoolsError
+from blurtools.models.contract import Model
 
 __all__ = ["SpandrelNet", "DEBLUR_ARCHS", "find_architecture", "unwrap_state_dict", "spandrel_args", "detect_release"]
 
@@ -60,7 +61,7 @@ def find_architecture(obj: Mapping[str, Any]) -> "str | None":
     return None
 
 
-class SpandrelNet(nn.Module):
+class SpandrelNet(Model):
     """A spandrel-built deblurring network of :data:`DEBLUR_ARCHS`, padded to its size requirement.
 
     Args:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blurtools.errors import BlurtoolsError
+from blurtools.models.contract import Model
 from blurtools.ops.saturated_rl import saturated_rl
 
 __all__ = ["TwoHeadsNet", "two_heads_args_from_state_dict", "detect_release", "convert_release", "MIN_SIDE"]
@@ -78,7 +79,7 @@ def _tiled_mean(x: torch.Tensor, side: int) -> torch.Tensor:
     return x.mean((2, 3), keepdim=True).repeat(1, 1, side, side)
 
 
-class TwoHeadsNet(nn.Module):
+class TwoHeadsNet(Model):
     """Carbajal et al.'s two-head network (the released layout) with their restoration.
 
     Args:
@@ -99,8 +100,7 @@ class TwoHeadsNet(nn.Module):
     frames = None
     pad_multiple = 1
     # the kernel head averages the whole image, and the restoration stops on the whole image's error
-    receptive_field = 10 ** 9
-    kernel_orientation = "correlation"
+    receptive_field = None
 
     def __init__(self, basis: int = 25, kernel_size: int = 33, width: int = 64, gamma: float = 2.2,
                  iterations: int = 30, threshold: float = 0.99, lam: float = 1e-3):
