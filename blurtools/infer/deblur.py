@@ -223,9 +223,7 @@ def run_predictor(predictor: Predictor, images: torch.Tensor, opts: InferOptions
     tile, overlap = opts.tile, opts.overlap
     while True:
         t, ov = tile, overlap
-        if min_overlap is None:      # the model's result needs the whole image at once
-            t, ov = 0, 0
-        elif t > 0 and min_overlap > ov:
+        if t > 0 and min_overlap > ov:
             ov = min_overlap
             t = max(t, 4 * ov)
         try:
@@ -237,10 +235,6 @@ def run_predictor(predictor: Predictor, images: torch.Tensor, opts: InferOptions
                 raise
             if predictor.device.type == "cuda":
                 torch.cuda.empty_cache()
-            if min_overlap is None:
-                raise BlurtoolsError(f"out of memory on {predictor.device}: {predictor.name} needs each "
-                                     f"{images.shape[-1]}x{images.shape[-2]} image whole; try --device cpu or "
-                                     "a smaller --batch") from None
             side = max(images.shape[-2:]) if tile <= 0 else tile
             if side <= 2 * max(MIN_WINDOW, 2 * overlap):
                 raise BlurtoolsError(f"out of memory on {predictor.device} even with {side}-pixel windows; try "
