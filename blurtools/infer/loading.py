@@ -329,15 +329,17 @@ def load_predictor(kind: str, model: str = "default",
             prov["refine"] = {"method": "default deblur", **refiner.provenance}
         else:
             log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
-    # a network that sees the whole image (receptive_field None) gets windows padded only to its own
-    # multiple: any more padding would change the statistics it computes over the image; other published
-    # networks see windows as they are and pad them the way their authors do, with windows overlapping by
-    # their receptive field
+    # an authors' network sees windows as they are and pads them itself the way its authors do (NAFNet
+    # with zeros), with windows overlapping by its receptive field; another network that sees the whole
+    # image (receptive_field None) gets windows padded only to its own multiple: any more padding would
+    # change the statistics it computes over the image
     published = "layout" in prov
-    if net.receptive_field is None:
+    if published:
+        multiple = 1
+    elif net.receptive_field is None:
         multiple = int(net.pad_multiple)
     else:
-        multiple = 1 if published else _DEFAULT_MULTIPLE
+        multiple = _DEFAULT_MULTIPLE
     return Predictor(kind, prov["arch"] or "model", device, net, net.frames if kind == "video" else None,
                      multiple=multiple, amp=bool(amp), refine=refiner, provenance=prov,
                      context=int(net.receptive_field) if published and net.receptive_field is not None else 0)
