@@ -24,6 +24,7 @@ import typer
 
 from blurtools.errors import BlurtoolsError, UsageError
 from blurtools.request import Described, describe_default, described_fields
+from blurtools.request import parse_shard  # noqa: F401  (commands parse --shard I/N with it)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

@@ -29,6 +29,7 @@ from blurtools.errors import BlurtoolsError, UsageError
 from blurtools.infer.classical import read_kernel
 from blurtools.infer.deblur import InferOptions, deblur_files, plan_deblur, shard_jobs, write_meta
 from blurtools.infer.extract import ExtractOptions, extract_files, plan_extract, write_sheet
+from blurtools.infer.kernel_estimates import check_kernel_model, write_estimates
 from blurtools.infer.loading import Predictor, load_predictor
 from blurtools.io.images import IMAGE_EXTENSIONS
 from blurtools.ops.device import resolve_device
@@ -58,8 +59,8 @@ def _paths(value: Any) -> Any:
 
 
 @dataclass
-class DeblurRequest:
-    """How deblur (and, through :class:`ExtractRequest`, extract-video) runs its model."""
+class InferRequest:
+    """How deblur and extract-video run their model (the fields both take; see the two requests below)."""
 
     kind: ClassVar[str] = "image"
     tool: ClassVar[str] = "deblur"
@@ -68,7 +69,9 @@ class DeblurRequest:
                         "motion-kernel estimation and deconvolution); with --weights, optionally the architecture the "
                         "file holds (deblurgan, jin2018...), which is otherwise detected from its contents.")
     weights: Optional[Path] = option(None, help="A checkpoint written by `blurtools train` (weights.pt, best.pt or "
-                                     "last.pt) to use instead of the shipped weights.")
+                                     "last.pt), or an authors' published file as distributed (NAFNet-GoPro-width64.pth, "
+                                     "TwoHeads.pkl, ...; recognised from its contents), to use instead of the shipped "
+                                     "weights.")
     kernel: Optional[Path] = option(None, help="Blur kernel image (gray PNG, any size): non-blind classical "
                                     "deconvolution with it.")
     kernel_size: int = option(63, help="Classical: the longest blur, in pixels, the kernel estimate may have.")
@@ -148,7 +151,21 @@ class DeblurRequest:
 
 
 @dataclass
-class ExtractRequest(DeblurRequest):
+class DeblurRequest(InferRequest):
+    """The request of deblur: the inference knobs, and where to write a kernel-basis network's estimates."""
+
+    save_kernels: Optional[Path] = option(None, help="Kernel-basis networks (the released TwoHeads.pkl, kernel-basis "
+                                          "checkpoints): write each input's basis kernels (STEM.kernels.npy, K x k x k), "
+                                          "mixing maps (STEM.mixing.npy, K x H x W), their record (STEM.kernels.json) "
+                                          "and a picture (STEM.kernels.png) into this folder.")
+
+    def options(self, inputs: Sequence[str], output: Path, predictor: Predictor) -> Dict[str, Any]:
+        return {**super().options(inputs, output, predictor),
+                "save_kernels": str(self.save_kernels) if self.save_kernels else None}
+
+
+@dataclass
+class ExtractRequest(InferRequest):
     """The inference knobs of extract-video: those of deblur, with the video's weights (a checkpoint, or the
     files of a released cascade) and refinement."""
 
@@ -205,7 +222,7 @@ class Plan:
     folder_mode: bool
 
 
-def plan_deblur_run(request: DeblurRequest, inputs: Sequence[str], output: Path) -> Plan:
+def plan_deblur_run(request: InferRequest, inputs: Sequence[str], output: Path) -> Plan:
     jobs, folder_mode = plan_deblur(inputs, output)
     return Plan(shard_jobs(jobs, request.shard_part), folder_mode)
 
@@ -219,13 +236,30 @@ def _meta_extra(outcome: Any) -> Dict[str, Any]:
     return {"skipped": outcome.skipped, "failed": [{"input": s, "error": m} for s, m in outcome.failed]}
 
 
+def kernel_writer(predictor: Predictor, jobs: List[Any], output_folder: Optional[Path], folder: Optional[Path],
+                  record: Dict[str, Any]) -> Any:
+    """``deblur_files``'s ``on_images`` hook writing each input's kernel estimate into ``folder`` (None: no hook).
+
+    Names mirror the outputs: ``folder/<output path relative to -o, without extension>`` in folder mode,
+    the input's stem for one file.
+    """
+    if folder is None:
+        return None
+    check_kernel_model(predictor)
+    stems = {job.dst: (job.dst.relative_to(output_folder).with_suffix("").as_posix() if output_folder is not None
+                       else job.src.stem) for job in jobs}
+    return lambda group, images: write_estimates(predictor, images, [stems[j.dst] for j in group], folder, record)
+
+
 def run_deblur(request: DeblurRequest, inputs: Sequence[str], output: Path, plan: Plan, on_done: OnDone = None,
                on_window: OnWindow = None) -> Any:
     """Deblur the plan's jobs; a folder output also gets its meta.json. Returns the outcome (items, skipped, failed)."""
     predictor = request.predictor()
     options = request.options(inputs, output, predictor)
-    outcome = deblur_files(predictor, plan.jobs, request.infer_options(), request.record(options, predictor),
-                           on_done=on_done, on_window=on_window)
+    record = request.record(options, predictor)
+    on_images = kernel_writer(predictor, plan.jobs, output if plan.folder_mode else None, request.save_kernels, record)
+    outcome = deblur_files(predictor, plan.jobs, request.infer_options(), record, on_done=on_done, on_window=on_window,
+                           on_images=on_images)
     if plan.folder_mode:
         write_meta(output, request.tool, options, predictor.provenance, outcome.items, request.shard_part,
                    extra=_meta_extra(outcome))
