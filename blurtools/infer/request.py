@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
-import torch
-
 from blurtools import __version__
 from blurtools.errors import BlurtoolsError, UsageError
 from blurtools.infer.classical import read_kernel
@@ -106,10 +104,6 @@ class InferRequest:
             raise UsageError(f"--batch {self._batch}: must be >= 1")
         self._shard = parse_shard(self.shard)
         self._tile: Optional[int] = self.tile  # without --tile: the predictor's own default, once it is loaded
-
-    @property
-    def torch_device(self) -> torch.device:
-        return self._device
 
     @property
     def shard_part(self) -> Optional[Tuple[int, int]]:
