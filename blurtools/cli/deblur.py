@@ -154,6 +154,8 @@ MAN_EXAMPLES = [
     ("No weights: blind estimation of a general kernel and deconvolution.",
      "blurtools deblur blurry.png -o sharp.png --model classical"),
     ("Non-blind deconvolution with a measured kernel.", "blurtools deblur blurry.png -o sharp.png --kernel psf.png"),
+    ("DeblurGAN's released generator (PyTorch 0.3 file, read safely), the network alone.",
+     "blurtools deblur blurry.png -o sharp.png --weights latest_net_G.pth"),
 ]
 MAN_FILES = [
     ("blurtools/weights/deblur.pt", "The shipped default weights (see blurtools/weights/MODEL_CARD.md)."),
