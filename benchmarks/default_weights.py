@@ -67,7 +67,7 @@ def evaluate(name: str, set_dir: Path, work: Path, device: str, deblur_weights: 
     row["blurry_aligned"] = score(blurry, set_dir, align=True)
     for model in ("default", "classical"):
         out = work / f"{name}-deblur-{model}"
-        bt("deblur", str(blurry), "-o", str(out), *model_args(model, deblur_weights), "--device", device, "--quiet")
+        bt("deblur", str(blurry), "-o", f"{out}/", *model_args(model, deblur_weights), "--device", device, "--quiet")
         row[f"deblur_{model}"] = score(out, set_dir)
         row[f"deblur_{model}_aligned"] = score(out, set_dir, align=True)
     rep = work / f"{name}-repeat"
@@ -75,7 +75,7 @@ def evaluate(name: str, set_dir: Path, work: Path, device: str, deblur_weights: 
     row["video_repeat"] = score(rep, set_dir, video=True)
     for model in ("default", "classical"):
         out = work / f"{name}-video-{model}"
-        bt("extract-video", str(blurry), "-o", str(out), "--format", "png", *model_args(model, video_weights),
+        bt("extract-video", str(blurry), "-o", f"{out}/", "--format", "png", *model_args(model, video_weights),
            "--device", device, "--quiet")
         row[f"video_{model}"] = score(out, set_dir, video=True)
     return row

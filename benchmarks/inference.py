@@ -160,7 +160,7 @@ def memory_run(args, task: str = "deblur") -> "tuple[float, float, str]":
         if args.threads:
             env["OMP_NUM_THREADS"] = str(args.threads)
         out = tmp / ("out.png" if task == "deblur" else "frames")
-        cmd = [sys.executable, "-m", "blurtools", task, str(big), "-o", str(out), "--weights", str(weights),
+        cmd = [sys.executable, "-m", "blurtools", task, str(big), "-o", str(out) + ("" if task == "deblur" else "/"), "--weights", str(weights),
                "--device", "cpu", "--tile", str(args.memory_tile), "--quiet"]
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)

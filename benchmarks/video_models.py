@@ -104,7 +104,7 @@ def main() -> None:
         ckpt = run / "weights.pt"
         step = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1]).get("step", "?")
         out = work / f"video-{name}"
-        bt("extract-video", str(held / "blurry"), "-o", str(out), "--format", "png", "--weights", str(ckpt),
+        bt("extract-video", str(held / "blurry"), "-o", f"{out}/", "--format", "png", "--weights", str(ckpt),
            "--device", args.device, "--quiet")
         psnr = json.loads(bt("score", str(out), str(held), "--video", "--json", "--quiet"))["summary"]["psnr"]
         print(f"{name:<15} {step:>6} {minutes:8.1f} {psnr:7.2f} {psnr - base:+7.2f} {(psnr - base) / minutes:+7.3f}")

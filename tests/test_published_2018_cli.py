@@ -86,7 +86,7 @@ def test_deblur_runs_deblurgan_exactly_any_size(release, tmp_path):
 def test_extract_video_from_the_folder_gives_seven_frames_in_the_authors_order(release, tmp_path):
     root, states, _ = release
     x = _input16(tmp_path / "in.png", 40, 60, seed=2)
-    res = run("extract-video", tmp_path / "in.png", "-o", tmp_path / "frames", "--weights", root / "jin",
+    res = run("extract-video", tmp_path / "in.png", "-o", f"{tmp_path / 'frames'}/", "--weights", root / "jin",
               "--frames", "7", "--refine", "none", "--device", "cpu")
     assert res.returncode == 0, res.output
     names = sorted(p.name for p in (tmp_path / "frames").glob("*.png"))

@@ -108,7 +108,7 @@ def test_refine_classical_only_when_asked(files, tmp_path):
 
 def test_two_heads_restores_and_saves_kernels(files, tmp_path):
     root, _, heads = files
-    res = run(root / "in16.png", "-o", tmp_path / "out", "--weights", root / "TwoHeads.pkl",
+    res = run(root / "in16.png", "-o", f"{tmp_path / 'out'}/", "--weights", root / "TwoHeads.pkl",
               "--save-kernels", tmp_path / "k", "--device", "cpu")
     assert res.returncode == 0, res.output
     got = _read16(tmp_path / "out" / "in16.png")
