@@ -69,13 +69,13 @@ def _deblur(photos, out, *extra, seconds="0"):
 
 
 def test_deblur_without_a_terminal_prints_counted_progress_lines(photos, tmp_path):
-    res = _deblur(photos, tmp_path / "out/", photos)
+    res = _deblur(photos, f"{tmp_path / 'out'}/", photos)
     assert res.returncode == 0, res.stderr
     lines = [m.groupdict() for m in map(LINE.match, res.stderr.splitlines()) if m]
     assert lines and all(d["what"] == "deblur" and d["total"] == "3" and d["unit"] == "images" for d in lines)
     assert lines[-1]["done"] == "3"
     assert "?" not in res.stderr
-    quiet = _deblur(photos, tmp_path / "q/", photos, "--quiet")
+    quiet = _deblur(photos, f"{tmp_path / 'q'}/", photos, "--quiet")
     assert quiet.returncode == 0 and quiet.stderr == ""
 
 
@@ -84,7 +84,7 @@ def test_one_image_counts_its_windows_and_a_modest_interval_stays_quiet(photos, 
     assert res.returncode == 0, res.stderr
     units = {m.group("unit") for m in map(LINE.match, res.stderr.splitlines()) if m}
     assert units == {"windows"}, res.stderr
-    calm = _deblur(photos, tmp_path / "calm/", photos, seconds="30")  # a quick run prints nothing
+    calm = _deblur(photos, f"{tmp_path / 'calm'}/", photos, seconds="30")  # a quick run prints nothing
     assert calm.returncode == 0 and not [l for l in calm.stderr.splitlines() if LINE.match(l)]
 
 
