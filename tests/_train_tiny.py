@@ -138,16 +138,22 @@ def make_set(root: "str | Path", samples: int = 6, frames: int = 3, size: int = 
     return Path(root)
 
 
-def install() -> None:
-    """Register the tiny models with the CLI's model lookup (and checkpoint loading)."""
-    import blurtools.cli.train as cli_train
+def install(setitem=None) -> None:
+    """Register the tiny models with the model tables the training engine looks names up in.
 
-    real = cli_train.lookup_model
+    ``setitem`` is pytest's ``monkeypatch.setitem`` (undone after the test); None sets them for good (the
+    process run by the torchrun test).
+    """
+    from blurtools.models import ARCHS as REAL_ARCHS
+    from blurtools.train.recipes import RECIPES
 
-    def lookup(name):
-        return MODELS[name] if name in MODELS else real(name)
+    def put(table, key, value):
+        table[key] = value
 
-    cli_train.lookup_model = lookup
+    setitem = setitem or put
+    for name, (cls, recipe) in MODELS.items():
+        setitem(REAL_ARCHS, name, cls)
+        setitem(RECIPES, name, recipe)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,11 @@
 """Per-model training recipes: ``RECIPES[name]`` trains ``blurtools.models.ARCHS[name]``."""
 
+from typing import List, Tuple
+
+from blurtools.errors import UsageError
+from blurtools.models import ARCHS
+from blurtools.train.recipe import Recipe
+
 from blurtools.train.recipes.bringing_alive import RECIPE as BRINGING_ALIVE
 from blurtools.train.recipes.deblurgan import RECIPE as DEBLURGAN
 from blurtools.train.recipes.dm import RECIPE as DM
@@ -15,3 +21,15 @@ RECIPES = {
     "bringing-alive": BRINGING_ALIVE,
     "niu": NIU,
 }
+
+
+def trainable_names() -> List[str]:
+    """The models ``blurtools train --model`` takes: those with both an architecture and a recipe."""
+    return sorted(set(ARCHS) & set(RECIPES))
+
+
+def lookup_model(name: str) -> Tuple[type, Recipe]:
+    """(architecture class, recipe) of model ``name``; a UsageError listing the choices otherwise."""
+    if name not in ARCHS or name not in RECIPES:
+        raise UsageError(f"--model {name}: unknown model; choose one of {', '.join(trainable_names()) or '(none built)'}")
+    return ARCHS[name], RECIPES[name]
