@@ -19,18 +19,21 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from blurtools.io.sampleset import SampleSetWriter  # noqa: E402
+from blurtools.models.contract import Model  # noqa: E402
 from blurtools.losses.adversarial import wgan_generator_loss, wgan_gp_critic_loss  # noqa: E402
 from blurtools.train.recipe import Recipe, Stage  # noqa: E402
 
 
-class TinyNet(nn.Module):
+class TinyNet(Model):
     """A small residual conv net following the model contract (image kind)."""
 
     kind = "image"
+    frames = None
+    pad_multiple = 1
+    receptive_field = 7
 
     def __init__(self, width: int = 8, depth: int = 2, dropout: float = 0.0, norm: bool = False):
         super().__init__()
-        self.model_args = dict(width=width, depth=depth, dropout=dropout, norm=norm)
         self.head = nn.Conv2d(3, width, 3, padding=1)
         # dropout draws on the global torch RNG (resume must restore it); batch norm keeps running statistics
         # per process (DDP replicas must still end identical)
@@ -43,14 +46,16 @@ class TinyNet(nn.Module):
         return blurry + self.tail(self.body(F.relu(self.head(blurry))))
 
 
-class TinyVideo(nn.Module):
+class TinyVideo(Model):
     """A small conv net producing ``frames`` frames (video kind)."""
 
     kind = "video"
+    frames = 3
+    pad_multiple = 1
+    receptive_field = 5
 
     def __init__(self, width: int = 8, frames: int = 3):
         super().__init__()
-        self.model_args = dict(width=width, frames=frames)
         self.frames = frames
         self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 3 * frames, 3, padding=1))
 
@@ -144,7 +149,8 @@ def install(setitem=None) -> None:
     ``setitem`` is pytest's ``monkeypatch.setitem`` (undone after the test); None sets them for good (the
     process run by the torchrun test).
     """
-    from blurtools.models import ARCHS as REAL_ARCHS
+    from blurtools.models import MODELS as REGISTRY
+    from blurtools.models import ModelSpec
     from blurtools.train.recipes import RECIPES
 
     def put(table, key, value):
@@ -152,7 +158,7 @@ def install(setitem=None) -> None:
 
     setitem = setitem or put
     for name, (cls, recipe) in MODELS.items():
-        setitem(REAL_ARCHS, name, cls)
+        setitem(REGISTRY, name, ModelSpec(name, cls, recipe=name))
         setitem(RECIPES, name, recipe)
 
 

@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from blurtools import models
 from blurtools.errors import BlurtoolsError, UsageError
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ REFINES = ("classical", "none")
 # the classical half of the default deblur: a general kernel and HQS, both in linear light (blur-synth's and a
 # typical camera's gamma); hqs 2e-3 scored 27.27 dB aligned against 27.16 at 1e-3 on held-out shake <= 20 px
 REFINE_CLASSICAL = {"method": "multiscale", "max_size": 63, "deconv": "hqs", "strength": 2e-3, "crf": "gamma:2.2"}
+# window sides handed to networks are multiples of 16: a size every registered model takes without
+# padding much (each model reflect-pads to its own pad_multiple inside and crops back)
 _DEFAULT_MULTIPLE = 16
 MIN_WINDOW = 32       # models reflect-pad internally to their multiple, which needs some pixels to reflect
 
@@ -172,16 +175,16 @@ class Predictor:
 
 
 def _load_network(kind: str, path: Path, device: torch.device, origin: str) -> Tuple[torch.nn.Module, Dict[str, Any]]:
-    from blurtools.train.checkpoint import load_model
-
-    model = load_model(path, expect_kind=kind, map_location=device)
-    meta = dict(getattr(model, "checkpoint_meta", {}) or {})
+    loaded = models.load(path, device=device, kind=kind)
+    meta = loaded.meta
     prov = {"model": origin, "weights": str(path), "weights_sha256": file_sha256(path), "arch": meta.get("arch"),
-            "model_args": dict(getattr(model, "model_args", {}) or {}), "trained_steps": meta.get("step"),
+            "model_args": dict(loaded.args), "trained_steps": meta.get("step"),
             "trained_with": meta.get("version")}
+    if loaded.layout != models.registry.BLURTOOLS_LAYOUT:
+        prov["layout"] = loaded.layout
     if kind == "video":
-        prov["frames"] = int(model.frames)
-    return model, prov
+        prov["frames"] = int(loaded.module.frames)
+    return loaded.module, prov
 
 
 def load_predictor(kind: str, model: str = "default", weights: "str | Path | None" = None,
@@ -263,7 +266,6 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
         # every window has the same size, so cuDNN's autotuning pays off after the first one
         torch.backends.cudnn.benchmark = True
     prov["amp"] = bool(amp and device.type == "cuda")
-    multiple = int(getattr(net, "size_multiple", _DEFAULT_MULTIPLE) or _DEFAULT_MULTIPLE)
     refiner = None
     if kind == "image" and refine == "classical":
         refiner = load_predictor("image", model="classical", device=device, **REFINE_CLASSICAL)
@@ -274,5 +276,5 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
             prov["refine"] = {"method": "default deblur", **refiner.provenance}
         else:
             log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
-    return Predictor(kind, prov["arch"] or "model", device, net, getattr(net, "frames", None) if kind == "video" else None,
-                     multiple=multiple, amp=bool(amp), refine=refiner, provenance=prov)
+    return Predictor(kind, prov["arch"] or "model", device, net, net.frames if kind == "video" else None,
+                     multiple=_DEFAULT_MULTIPLE, amp=bool(amp), refine=refiner, provenance=prov)

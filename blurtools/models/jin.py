@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blurtools.errors import BlurtoolsError
+from blurtools.models.contract import Model
 
 Dilations = Sequence[Tuple[int, int]]
 
@@ -227,7 +228,7 @@ class OuterPair(nn.Module):
         return res[:b], res[b:]
 
 
-class Jin(nn.Module):
+class Jin(Model):
     """The cascade phi_4, phi_3,5, phi_2,6, phi_1,7 (and more pairs for more frames).
 
     Args:
@@ -249,15 +250,15 @@ class Jin(nn.Module):
     """
 
     kind = "video"
+    frames = 7
+    pad_multiple = 20         # space-to-depth by 4 (middle frame) and by 5 (the other frames)
+    receptive_field = None  # instance norm: every output pixel depends on the whole input
 
     def __init__(self, frames: int = 7, middle_width: int = 144, middle_blocks: int = 12, middle_tail: int = 64,
                  pair_width: int = 128, first_pair_blocks: int = 12, pair_blocks: int = 8, pair_tail: int = 32):
         super().__init__()
         if frames < 3 or frames % 2 == 0:
             raise BlurtoolsError(f"Jin: frames must be odd and >= 3, got {frames}")
-        self.model_args = dict(frames=frames, middle_width=middle_width, middle_blocks=middle_blocks,
-                               middle_tail=middle_tail, pair_width=pair_width,
-                               first_pair_blocks=first_pair_blocks, pair_blocks=pair_blocks, pair_tail=pair_tail)
         self.frames = frames
         self.middle = MiddleNet(middle_width, middle_blocks, 4, middle_tail)
         self.pair1 = FirstPair(pair_width, first_pair_blocks, 5, pair_tail)

@@ -15,7 +15,7 @@ Example::
     from blurtools.train.config import TrainConfig
     cfg = TrainConfig(model="dm", data="train.h5", val="val.h5", out="runs/dm", steps=2000,
                       model_args={"width": 32}).validate()
-    result = train(cfg, ARCHS["dm"], RECIPES["dm"])
+    result = train(cfg, MODELS["dm"].cls, RECIPES[MODELS["dm"].recipe])
     print(result.best_psnr, result.weights)
 """
 
@@ -145,10 +145,9 @@ class _Trainer:
             except RuntimeError as exc:
                 raise BlurtoolsError(f"{cfg.init}: its weights do not fit {cfg.model} with {args} "
                                      f"({str(exc).splitlines()[0]})") from None
-        kind = getattr(self.model, "kind", None)
-        if kind == "video" and int(getattr(self.model, "frames", -1)) != self.frames:
+        if self.model.kind == "video" and int(self.model.frames) != self.frames:
             raise BlurtoolsError(f"{cfg.data}: samples hold {self.frames} sharp frames but model {cfg.model} "
-                                 f"makes {getattr(self.model, 'frames', None)}; set --model-arg frames={self.frames} or use other data")
+                                 f"makes {self.model.frames}; set --model-arg frames={self.frames} or use other data")
         self.critic = recipe.critic(dict(self.model.model_args)) if recipe.critic is not None else None
         if not self.cuda and cfg.amp == "fp16":
             log.info("--amp fp16 is a CUDA feature; training in float32 on the CPU (--amp bf16 runs on CPUs)")

@@ -34,7 +34,7 @@ def resolve_model_args(arch_cls: type, given: Mapping[str, Any], frames: Optiona
     unknown = sorted(k for k in args if k not in names)
     if unknown and not takes_any:
         raise UsageError(f"--model-arg {unknown[0]}: model {model} takes {', '.join(names) or 'no arguments'}")
-    if getattr(arch_cls, "kind", None) == "video" and "frames" in names and "frames" not in args and frames:
+    if arch_cls.kind == "video" and "frames" in names and "frames" not in args and frames:
         args["frames"] = int(frames)
     return args
 

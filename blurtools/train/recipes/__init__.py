@@ -1,9 +1,9 @@
-"""Per-model training recipes: ``RECIPES[name]`` trains ``blurtools.models.ARCHS[name]``."""
+"""Per-model training recipes: ``RECIPES[spec.recipe]`` trains the model of ``blurtools.models.MODELS[name]``."""
 
 from typing import List, Tuple
 
 from blurtools.errors import UsageError
-from blurtools.models import ARCHS
+from blurtools.models import MODELS
 from blurtools.train.recipe import Recipe
 
 from blurtools.train.recipes.bringing_alive import RECIPE as BRINGING_ALIVE
@@ -24,12 +24,13 @@ RECIPES = {
 
 
 def trainable_names() -> List[str]:
-    """The models ``blurtools train --model`` takes: those with both an architecture and a recipe."""
-    return sorted(set(ARCHS) & set(RECIPES))
+    """The models ``blurtools train --model`` takes: the registered models that name a recipe."""
+    return sorted(name for name, spec in MODELS.items() if spec.recipe is not None)
 
 
 def lookup_model(name: str) -> Tuple[type, Recipe]:
     """(architecture class, recipe) of model ``name``; a UsageError listing the choices otherwise."""
-    if name not in ARCHS or name not in RECIPES:
-        raise UsageError(f"--model {name}: unknown model; choose one of {', '.join(trainable_names()) or '(none built)'}")
-    return ARCHS[name], RECIPES[name]
+    spec = MODELS.get(name)
+    if spec is None or spec.recipe is None:
+        raise UsageError(f"--model {name}: unknown model; choose one of {', '.join(trainable_names())}")
+    return spec.cls, RECIPES[spec.recipe]
