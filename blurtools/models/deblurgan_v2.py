@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blurtools.errors import BlurtoolsError
+from blurtools.models.contract import Model
 
 # MobileNet-v2 inverted residual stages the pyramid uses: (expansion t, channels c, blocks n, stride s).
 # The 320-channel stage and the 1280-channel head of the classifier are not part of the generator.
@@ -148,7 +149,7 @@ class _Pyramid(nn.Module):
         return lat[0], maps[3], maps[2], maps[1], maps[0]
 
 
-class DeblurGANv2(nn.Module):
+class DeblurGANv2(Model):
     """DeblurGAN-v2 generator, MobileNet-v2 FPN backbone.
 
     Args:
@@ -172,7 +173,7 @@ class DeblurGANv2(nn.Module):
     # the network pads itself by the authors' rule; windows need no padding from the caller
     pad_multiple = 1
     # every output pixel depends on the whole image through the per-image normalisation statistics
-    receptive_field = 1 << 30
+    receptive_field = 10 ** 9
 
     def __init__(self, width: int = 64, fpn_width: int = 128, norm: str = "instance"):
         super().__init__()
@@ -180,7 +181,6 @@ class DeblurGANv2(nn.Module):
             raise BlurtoolsError(f"DeblurGANv2: norm must be one of {', '.join(NORMS)}, got {norm!r}")
         if width < 2 or fpn_width < 2 or fpn_width % 2:
             raise BlurtoolsError(f"DeblurGANv2: need width >= 2 and an even fpn_width >= 2 (got {width}, {fpn_width})")
-        self.model_args = dict(width=int(width), fpn_width=int(fpn_width), norm=norm)
         self.fpn = _Pyramid(fpn_width, norm)
         for i in (1, 2, 3, 4):
             setattr(self, f"head{i}", _Head(fpn_width, width, width))
@@ -217,6 +217,10 @@ def _bare(sd: "dict") -> "dict":
     return {k[len(_MODULE):] if k.startswith(_MODULE) else k: v for k, v in sd.items()}
 
 
+DESCRIBE = ("DeblurGAN-v2 release (fpn_mobilenet.h5, a torch file): {'model': state_dict} with 'module.' keys, "
+            "the MobileNet backbone stored under two names")
+
+
 def detect_official(top: "dict") -> bool:
     """Does the loaded file look like the authors' ``fpn_mobilenet.h5`` (``{'model': state_dict}``)?"""
     sd = top.get("model") if isinstance(top, dict) else None
@@ -238,3 +242,4 @@ def convert_official(top: "dict") -> Tuple[dict, dict]:
     norm = "batch" if "fpn.td1.1.weight" in sd else "instance"
     state = {k: v for k, v in sd.items() if not k.startswith("fpn.features.") and k.rsplit(".", 1)[-1] not in _UNUSED}
     return dict(width=width, fpn_width=fpn_width, norm=norm), state
+

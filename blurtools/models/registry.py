@@ -30,6 +30,7 @@ from blurtools.errors import BlurtoolsError
 from blurtools.models.bringing_alive import BringingAlive
 from blurtools.models.contract import KINDS
 from blurtools.models.deblurgan import DeblurGANGenerator
+from blurtools.models import deblurgan_v2
 from blurtools.models.dm import DenseDeblurModule
 from blurtools.models.checkpoints import check_blurtools, describe, is_blurtools
 from blurtools.models.files import read_weights_file
@@ -77,6 +78,8 @@ MODELS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("jin", Jin, recipe="jin"),
     ModelSpec("bringing-alive", BringingAlive, recipe="bringing-alive"),
     ModelSpec("niu", NiuNet, recipe="niu"),
+    ModelSpec("deblurgan-v2", deblurgan_v2.DeblurGANv2, recipe="deblurgan-v2", layouts=(
+        Layout("deblurgan-v2-official", deblurgan_v2.DESCRIBE, deblurgan_v2.detect_official, deblurgan_v2.convert_official),)),
 )}
 
 
