@@ -14,7 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -24,6 +23,7 @@ from torch import nn
 
 from blurtools import __version__
 from blurtools.errors import BlurtoolsError
+from blurtools.io.digest import file_sha256
 from blurtools.models.registry import BLURTOOLS_LAYOUT, Loaded, load
 
 log = logging.getLogger(__name__)
@@ -32,15 +32,6 @@ __all__ = ["weights_info", "convert_weights", "converted_record", "commands_for"
 
 CONVERT_TOOL = "blurtools weights convert"
 WEIGHTS_FORMAT = "blurtools-weights/1"
-
-
-def file_sha256(path: "str | Path") -> str:
-    """SHA-256 (hex) of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def commands_for(loaded: Loaded, path: "str | Path") -> List[str]:
