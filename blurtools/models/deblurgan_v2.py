@@ -172,8 +172,8 @@ class DeblurGANv2(Model):
     frames = None
     # the network pads itself by the authors' rule; windows need no padding from the caller
     pad_multiple = 1
-    # every output pixel depends on the whole image through the per-image normalisation statistics
-    receptive_field = 10 ** 9
+    # None: every output pixel depends on the whole image through the per-image normalisation statistics
+    receptive_field = None
 
     def __init__(self, width: int = 64, fpn_width: int = 128, norm: str = "instance"):
         super().__init__()
