@@ -7,6 +7,7 @@ has ``COMMAND_NAME`` and ``command``, or ``APP`` (a typer group whose subcommand
 
 COMMAND_MODULES = [
     "score",
+    "report",
     "pack_h5",
     "train",
     "blur_synth",

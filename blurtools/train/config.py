@@ -42,7 +42,7 @@ DEFAULT_STEPS = 10000
 
 # What a resumed run may change: how long it runs and how it reports; everything else is the run's own.
 RESUME_OVERRIDABLE = frozenset({"steps", "epochs", "stop_at", "val_every", "log_every", "save_every", "workers",
-                                "device", "val", "val_crop", "val_limit", "preload", "data", "out"})
+                                "device", "val", "val_crop", "val_limit", "preload", "data", "out", "tensorboard"})
 
 
 @dataclass
@@ -99,6 +99,8 @@ class TrainConfig:
     init: Optional[str] = option(None, help="Start from the weights of this file of the same model (fine-tuning): a blurtools "
                                  "checkpoint (a weights.pt, the shipped blurtools/weights/deblur.pt) or the authors' released "
                                  "file of the model (e.g. fpn_mobilenet.h5), recognised from its contents.")
+    tensorboard: Optional[str] = option(None, metavar="DIR", help="Also write TensorBoard event files (losses, learning "
+                                        "rate, validation scores, stages) to this folder; needs the tensorboard package.")
 
     def validate(self) -> "TrainConfig":
         """Check values; raises UsageError naming the option."""
