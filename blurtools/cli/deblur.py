@@ -111,7 +111,10 @@ def command(
     Any size runs in bounded memory through overlapping windows blended without seams (--tile). 16-bit inputs give 16-bit PNGs, gray stays gray. Folder outputs are PNGs mirroring the input tree, with a meta.json that records the tool, version, options and model; every PNG also carries that record in its text chunks. Without --weights the shipped default weights are used, with the classical deconvolution blended in where the network or the deconvolution finds evidence of blur (--refine); --model classical needs no weights, and --kernel K.png deconvolves with a known kernel.
     """
     from blurtools import __version__
-    from blurtools.infer.deblur import InferOptions, deblur_files, plan_deblur, shard_jobs, write_meta
+    from blurtools.infer.deblur import deblur_files
+    from blurtools.infer.inputs import plan_deblur, shard_jobs
+    from blurtools.infer.outputs import write_meta
+    from blurtools.infer.predict import InferOptions
 
     setup_logging(quiet)
     dev, tile, overlap, batch = resolve_runtime(device, tile, overlap, batch)

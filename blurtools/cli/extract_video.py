@@ -52,7 +52,8 @@ def command(
     """
     from blurtools import __version__
     from blurtools.errors import UsageError
-    from blurtools.infer.deblur import shard_jobs, write_meta
+    from blurtools.infer.inputs import shard_jobs
+    from blurtools.infer.outputs import write_meta
     from blurtools.infer.extract import ExtractOptions, extract_files, plan_extract, write_sheet
     from blurtools.io.images import IMAGE_EXTENSIONS
 
