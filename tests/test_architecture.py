@@ -40,9 +40,15 @@ def violations(package: str, forbidden: Tuple[str, ...]):
 
 
 RULES = [
+    ("ops", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.models", "blurtools.losses",
+             "blurtools.metrics", "blurtools.data")),
+    ("models", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.losses", "blurtools.metrics",
+                "blurtools.data")),
+    ("data", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.models")),
+    ("losses", ("blurtools.train", "blurtools.cli", "blurtools.infer")),
+    ("metrics", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.models")),
     ("infer", ("blurtools.train", "blurtools.cli")),
-    ("models", ("blurtools.train", "blurtools.cli", "blurtools.infer")),
-    ("ops", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.models")),
+    ("train", ("blurtools.cli", "blurtools.infer")),
 ]
 
 
