@@ -15,21 +15,21 @@ COMMAND_NAME = "deblur"
 
 # Options shared with extract-video (imported there).
 OutputOption = typer.Option(..., "--output", "-o", help="Output file (one input) or folder (mirrors the inputs' trees).")
-ModelOption = typer.Option("default", "--model", help="default (the weights shipped with blurtools) or classical (no weights: blind motion-kernel estimation and deconvolution).")
+ModelOption = typer.Option("default", "--model", help="default (the weights shipped with blurtools) or classical (no weights: blind motion-kernel estimation and deconvolution); with --weights, optionally the architecture the file holds (deblurgan, jin2018...), which is otherwise detected from its contents.")
 WeightsOption = typer.Option(None, "--weights", help="A checkpoint written by `blurtools train` (weights.pt, best.pt or last.pt) to use instead of the shipped weights.")
 KernelOption = typer.Option(None, "--kernel", help="Blur kernel image (gray PNG, any size): non-blind classical deconvolution with it.")
 KernelSizeOption = typer.Option(63, "--kernel-size", help="Classical: the longest blur, in pixels, the kernel estimate may have.")
 KernelMethodOption = typer.Option("multiscale", "--kernel-method", help="Classical: multiscale (a general kernel, coarse to fine; the default), linear (straight motion: length and angle) or auto.")
 CrfOption = typer.Option("gamma:2.2", "--crf", help="Classical: the camera response undone before the kernel is estimated and the image deconvolved (blur happens in linear light): gamma:G, srgb, or linear (work on the values as stored).")
 DeconvOption = typer.Option("hqs", "--deconv", help="Classical: hqs (sparse gradients; best), wiener (fastest) or rl (Richardson-Lucy).")
-TileOption = typer.Option(None, "--tile", help="Largest window side in pixels for tiled inference (bounded memory); 0 = whole images (default: 512 on the CPU, 1024 on a GPU).")
+TileOption = typer.Option(None, "--tile", help="Largest window side in pixels for tiled inference (bounded memory); 0 = whole images (default: 512 on the CPU, 1024 on a GPU; whole images for networks whose every pixel depends on the whole input, such as instance-norm ones).")
 OverlapOption = typer.Option(32, "--overlap", help="Smallest overlap of neighbouring windows, blended without seams.")
 BatchOption = typer.Option(None, "--batch", help="Windows, or same-size images, per model call (default: 1 on the CPU, 4 on a GPU).")
 AmpOption = typer.Option(False, "--amp", help="bfloat16 autocast on CUDA (faster; results differ slightly).")
 SkipOption = typer.Option(False, "--skip-existing", help="Leave outputs that exist already (resume an interrupted run).")
 KeepGoingOption = typer.Option(False, "--keep-going", help="Skip inputs that fail (listed on stderr and in meta.json) instead of stopping; exit status 1 at the end.")
 JsonOption = typer.Option(False, "--json", help="Print the run summary as JSON.")
-RefineOption = typer.Option("classical", "--refine", help="Networks: classical (blend in the classical deconvolution where the network or the deconvolution finds evidence of blur; see MODEL_CARD.md) or none (the network's result alone).")
+RefineOption = typer.Option(None, "--refine", help="Networks: classical (blend in the classical deconvolution where the network or the deconvolution finds evidence of blur; see MODEL_CARD.md) or none (the network's result alone). Default: classical with blurtools' weights, none with an authors' published checkpoint.")
 
 
 def resolve_runtime(device: str, tile: Optional[int], overlap: int, batch: Optional[int]) -> Any:
@@ -39,22 +39,30 @@ def resolve_runtime(device: str, tile: Optional[int], overlap: int, batch: Optio
 
     dev = resolve_device(device)
     gpu = dev.type == "cuda"
-    tile = (1024 if gpu else 512) if tile is None else tile
     batch = (4 if gpu else 1) if batch is None else batch
+    if tile is not None:
+        check_tile(tile, overlap)
+    if batch < 1:
+        raise UsageError(f"--batch {batch}: must be >= 1")
+    return dev, tile, overlap, batch
+
+
+def check_tile(tile: int, overlap: int) -> int:
+    """``tile`` when it and ``overlap`` are valid window settings, else a UsageError."""
+    from blurtools.errors import UsageError
+
     if tile < 0:
         raise UsageError(f"--tile {tile}: must be >= 0 (0 = no tiling)")
     if 0 < tile < 32:
         raise UsageError(f"--tile {tile}: windows need at least 32 pixels")
     if overlap < 0 or (tile > 0 and overlap >= tile // 2):
         raise UsageError(f"--overlap {overlap}: must be >= 0 and less than half the tile ({tile})")
-    if batch < 1:
-        raise UsageError(f"--batch {batch}: must be >= 1")
-    return dev, tile, overlap, batch
+    return tile
 
 
-def build_predictor(kind: str, model: str, weights: Optional[Path], kernel: Optional[Path], kernel_size: int,
+def build_predictor(kind: str, model: str, weights: Any, kernel: Optional[Path], kernel_size: int,
                     kernel_method: str, deconv: str, dev: Any, amp: bool, crf: str = "gamma:2.2",
-                    refine: str = "none") -> Any:
+                    refine: Optional[str] = "none") -> Any:
     from blurtools.infer.loading import load_predictor
 
     k = None
@@ -93,7 +101,7 @@ def command(
     kernel_method: str = KernelMethodOption,
     deconv: str = DeconvOption,
     crf: str = CrfOption,
-    refine: str = RefineOption,
+    refine: Optional[str] = RefineOption,
     tile: Optional[int] = TileOption,
     overlap: int = OverlapOption,
     batch: Optional[int] = BatchOption,
@@ -123,10 +131,11 @@ def command(
     jobs = shard_jobs(jobs, part)
     predictor = build_predictor("image", model, weights, kernel, kernel_size, kernel_method, deconv, dev, amp, crf,
                                 refine if model != "classical" and kernel is None else "none")
+    tile = check_tile(predictor.default_tile() if tile is None else tile, overlap)
     options: Dict[str, Any] = {"inputs": [str(i) for i in inputs], "output": str(output), "model": predictor.provenance["model"],
                                "weights": str(weights) if weights else None, "kernel": str(kernel) if kernel else None,
                                "tile": tile, "overlap": overlap, "batch": batch, "device": str(dev), "amp": amp,
-                               "shard": shard, "refine": refine if "refine" in predictor.provenance else "none", "crf": crf}
+                               "shard": shard, "refine": "classical" if "refine" in predictor.provenance else "none", "crf": crf}
     record = {"tool": "blurtools deblur", "version": __version__, "options": options, "model": predictor.provenance}
     opts = InferOptions(tile=tile, overlap=overlap, batch=batch, skip_existing=skip_existing, keep_going=keep_going)
     single = len(jobs) == 1          # one image: the bar counts its windows instead

@@ -23,7 +23,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +102,14 @@ class Predictor:
     def is_classical(self) -> bool:
         return self.model is None
 
+    def default_tile(self) -> int:
+        """The window side when the user gives none: 0 (whole images) for a network whose every output
+        pixel depends on the whole input (``receptive_field`` None: instance norm, image-wide pooling), so
+        that it computes exactly its own function; else 1024 on a GPU, 512 on the CPU."""
+        if self.model is not None and type(self.model).receptive_field is None:
+            return 0
+        return 1024 if self.device.type == "cuda" else 512
+
     def _autocast(self) -> Any:
         if self.amp and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -174,8 +182,9 @@ class Predictor:
         return fn, 8 * int(k.shape[-1])
 
 
-def _load_network(kind: str, path: Path, device: torch.device, origin: str) -> Tuple[torch.nn.Module, Dict[str, Any]]:
-    loaded = models.load(path, device=device, kind=kind)
+def _load_network(kind: str, path: Path, device: torch.device, origin: str, arch: Optional[str] = None
+                  ) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    loaded = models.load(path, device=device, model=arch, kind=kind)
     meta = loaded.meta
     prov = {"model": origin, "weights": str(path), "weights_sha256": file_sha256(path), "arch": meta.get("arch"),
             "model_args": dict(loaded.args), "trained_steps": meta.get("step"),
@@ -187,7 +196,35 @@ def _load_network(kind: str, path: Path, device: torch.device, origin: str) -> T
     return loaded.module, prov
 
 
-def load_predictor(kind: str, model: str = "default", weights: "str | Path | None" = None,
+def _load_weights(kind: str, paths: List[Path], device: torch.device, arch: Optional[str] = None
+                  ) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """The network of ``--weights``: one checkpoint file (of architecture ``arch`` when given), or (video)
+    Jin et al.'s released cascade, given as the folder holding its four files or the four files themselves."""
+    from blurtools.models.files import read_weights_file
+    from blurtools.models.jin2018_release import load_cascade, release_part
+
+    single = paths[0] if len(paths) == 1 and not paths[0].is_dir() else None
+    if kind == "image" and single is None:
+        raise UsageError(f"{paths[0] if len(paths) == 1 else ' '.join(map(str, paths))}: deblur takes one "
+                         "checkpoint file (--weights FILE)")
+    if single is not None:
+        try:
+            return _load_network(kind, single, device, "weights", arch)
+        except BlurtoolsError:
+            if kind == "video" and release_part(read_weights_file(single)) is not None:
+                load_cascade([single])        # says which of the four files are missing
+            raise
+    if arch not in (None, "jin2018"):
+        raise UsageError(f"--model {arch}: a folder or several --weights files hold Jin et al.'s cascade (jin2018)")
+    cascade, files = load_cascade(paths)
+    prov = {"model": "weights", "weights": [str(files[p]) for p in files], "arch": "jin2018",
+            "weights_sha256": [file_sha256(files[p]) for p in files], "model_args": dict(cascade.model_args),
+            "trained_steps": None, "trained_with": None, "layout": "jin2018-release", "frames": int(cascade.frames)}
+    return cascade.to(device), prov
+
+
+def load_predictor(kind: str, model: str = "default",
+                   weights: "str | Path | Sequence[str | Path] | None" = None,
                    device: "str | torch.device" = "cpu", kernel: Optional[torch.Tensor] = None,
                    kernel_path: Optional[str] = None, method: str = "linear", max_size: int = 63,
                    deconv: str = "hqs", strength: Optional[float] = None, crf: Optional[str] = None,
@@ -197,14 +234,17 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
     Args:
         kind: "image" (deblur) or "video" (extract-video); a checkpoint of the other kind is refused.
         model: "default" (the shipped weights of ``kind``) or "classical" (no weights).
-        weights: a checkpoint written by ``blurtools train`` (weights.pt, best.pt or last.pt); overrides
-            the default; contradicts ``model="classical"``.
+        weights: a checkpoint written by ``blurtools train`` (weights.pt, best.pt or last.pt) or an authors'
+            published file of a registered layout (detected from its contents); video: also Jin et al.'s
+            released cascade, as the folder holding its four files or a list of the four. Overrides the
+            default; contradicts ``model="classical"``.
         device: a torch device or ``auto|cpu|cuda|cuda:N``.
         kernel: classical only: a (kh, kw) kernel for non-blind deconvolution (``kernel_path`` names its
             file for the record). Implies the classical method; contradicts ``weights``.
         method, max_size, deconv, strength, crf: classical options (see :mod:`blurtools.infer.classical`).
         amp: bfloat16 autocast for learned models on CUDA.
-        refine: networks only; ``"classical"`` (the default) or ``"none"`` (the network's result as it is).
+        refine: networks only; ``"classical"`` or ``"none"`` (the network's result as it is); None: classical
+            for blurtools' own weights, none for an authors' published checkpoint (its network alone).
             Image: blend the classical deconvolution (``REFINE_CLASSICAL``'s options) into the network's
             result where the network or the deconvolution finds evidence of blur. Video: sharpen every frame
             with the default deblur's result (network and classical), and hold the video still where that
@@ -216,11 +256,16 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
     """
     if kind not in DEFAULT_WEIGHTS:
         raise UsageError(f"load_predictor: kind must be 'image' or 'video', got {kind!r}")
-    refine = refine or "classical"
-    if refine not in REFINES:
+    if refine is not None and refine not in REFINES:
         raise UsageError(f"--refine {refine}: choose one of {', '.join(REFINES)}")
+    arch = None
     if model not in MODELS:
-        raise UsageError(f"--model {model}: choose one of {', '.join(MODELS)} (or give --weights PATH)")
+        if model not in models.MODELS:
+            raise UsageError(f"--model {model}: choose one of {', '.join(MODELS)}, or with --weights one of the "
+                             f"registered architectures ({', '.join(models.MODELS)})")
+        if weights is None:
+            raise UsageError(f"--model {model} names the architecture of --weights FILE; give the weights")
+        model, arch = "default", model
     if isinstance(device, str):
         from blurtools.ops.device import resolve_device
 
@@ -250,16 +295,21 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
         return Predictor(kind, "classical", device, None, CLASSICAL_FRAMES if kind == "video" else None,
                          multiple=8, classical=opts, provenance=prov)
     if weights is not None:
-        path, origin = Path(weights), "weights"
-        if path.is_dir():
-            raise BlurtoolsError(f"{path}: is a folder; give the checkpoint file (e.g. {path}/weights.pt)")
+        paths = [Path(w) for w in ([weights] if isinstance(weights, (str, Path)) else weights)]
+        if not paths:
+            raise UsageError("--weights: give a checkpoint file")
+        if kind == "image" and len(paths) == 1 and paths[0].is_dir():
+            raise BlurtoolsError(f"{paths[0]}: is a folder; give the checkpoint file (e.g. {paths[0]}/weights.pt)")
+        net, prov = _load_weights(kind, paths, device, arch)
     else:
-        path, origin = default_weights_path(kind), "default"
+        path = default_weights_path(kind)
         if not path.is_file():
             raise BlurtoolsError(f"{path}: the default {COMMANDS[kind]} weights are missing from this installation; "
                                  "give a checkpoint with --weights PATH (from `blurtools train`) or use "
                                  "--model classical")
-    net, prov = _load_network(kind, path, device, origin)
+        net, prov = _load_network(kind, path, device, "default")
+    if refine is None:          # a published network's output is that network's alone unless asked otherwise
+        refine = "none" if "layout" in prov else "classical"
     if amp and device.type != "cuda":
         log.warning("--amp only applies on CUDA; running in float32 on %s", device)
     if device.type == "cuda":
@@ -276,5 +326,8 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
             prov["refine"] = {"method": "default deblur", **refiner.provenance}
         else:
             log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
+    # a network that sees the whole image (receptive_field None) gets windows padded only to its own
+    # multiple: any more padding would change the statistics it computes over the image
+    multiple = int(net.pad_multiple) if type(net).receptive_field is None else _DEFAULT_MULTIPLE
     return Predictor(kind, prov["arch"] or "model", device, net, net.frames if kind == "video" else None,
-                     multiple=_DEFAULT_MULTIPLE, amp=bool(amp), refine=refiner, provenance=prov)
+                     multiple=multiple, amp=bool(amp), refine=refiner, provenance=prov)

@@ -43,8 +43,11 @@ from blurtools.ops.geometry import pad_to_multiple
 Dilations = Sequence[Tuple[int, int]]
 
 
-def _per_channel_s2d(img: torch.Tensor, r: int) -> torch.Tensor:
-    # (B, 3, H, W) -> (B*3, r*r, H/r, W/r): colours go through the network one at a time, as in Jin et al.
+def per_channel_s2d(img: torch.Tensor, r: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B*C, r*r, H/r, W/r): each colour through the network on its own, as in Jin et al.
+
+    Channel ``i*r + j`` holds the pixels at offset (i, j) of each r x r cell (``F.pixel_unshuffle``).
+    """
     b, c, h, w = img.shape
     return F.pixel_unshuffle(img.reshape(b * c, 1, h, w), r)
 
@@ -67,7 +70,7 @@ class _ResBlock(nn.Module):
         return x + short + long
 
 
-class _Fuse(nn.Module):
+class FuseBlock(nn.Module):
     """conv1x1(a(x)) + conv3x3(a(x)) down to ``out_ch`` channels (feature fusion / the small tail block)."""
 
     def __init__(self, in_ch: int, out_ch: int):
@@ -87,7 +90,7 @@ class _Trunk(nn.Module):
     def __init__(self, width: int, groups: Sequence[Dilations], out_ch: int):
         super().__init__()
         self.groups = nn.ModuleList(nn.Sequential(*[_ResBlock(width, a, b) for a, b in g]) for g in groups)
-        self.fuse = nn.ModuleList(_Fuse(width, out_ch) for _ in groups)
+        self.fuse = nn.ModuleList(FuseBlock(width, out_ch) for _ in groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         total = None
@@ -138,7 +141,7 @@ class MiddleNet(nn.Module):
     def forward(self, blurry: torch.Tensor) -> torch.Tensor:
         x, (h, w) = pad_to_multiple(blurry, self.factor)
         b = x.shape[0]
-        s = _per_channel_s2d(x, self.factor)
+        s = per_channel_s2d(x, self.factor)
         feat = self.trunk(self.head(s)) + s
         img = F.pixel_shuffle(feat, self.factor).reshape(b, 3, x.shape[-2], x.shape[-1])
         out = self.tail_out(F.relu(self.tail_norm(self.tail_block(self.tail_in(img))))) + x
@@ -159,7 +162,7 @@ class FrameNet(nn.Module):
         self.head_refs = nn.Conv2d(refs * r2, width - width // 2, 5, padding=2, bias=False)
         self.trunk = _Trunk(width, _pair_groups(blocks), r2)
         self.tail_in = nn.Conv2d(3, tail_width, 3, padding=1, bias=False)
-        self.tail_block = _Fuse(tail_width, tail_width)
+        self.tail_block = FuseBlock(tail_width, tail_width)
         self.tail_norm = nn.InstanceNorm2d(tail_width, affine=True)
         self.tail_out = nn.Conv2d(tail_width, 3, 3, padding=1, bias=False)
         _small(self.tail_out)
@@ -169,7 +172,7 @@ class FrameNet(nn.Module):
             raise BlurtoolsError(f"FrameNet: expected {self.refs} reference frames, got {len(refs)}")
         x, (h, w) = pad_to_multiple(torch.cat([blurry, *refs], dim=1), self.factor)
         b = x.shape[0]
-        parts = [_per_channel_s2d(p, self.factor) for p in x.split(3, dim=1)]
+        parts = [per_channel_s2d(p, self.factor) for p in x.split(3, dim=1)]
         feat = torch.cat((self.head_blurry(parts[0]), self.head_refs(torch.cat(parts[1:], dim=1))), dim=1)
         feat = self.trunk(feat) + parts[-1]
         img = F.pixel_shuffle(feat, self.factor).reshape(b, 3, x.shape[-2], x.shape[-1])

@@ -30,10 +30,13 @@ from blurtools.errors import BlurtoolsError
 from blurtools.models.bringing_alive import BringingAlive
 from blurtools.models.contract import KINDS
 from blurtools.models.deblurgan import DeblurGANGenerator
+from blurtools.models.deblurgan_release import convert_deblurgan_2018, is_deblurgan_2018
 from blurtools.models.dm import DenseDeblurModule
 from blurtools.models.checkpoints import check_blurtools, describe, is_blurtools
 from blurtools.models.files import read_weights_file
 from blurtools.models.jin import Jin
+from blurtools.models.jin2018 import Jin2018Cascade, Jin2018Centre
+from blurtools.models.jin2018_release import convert_centre, is_centre, is_pair, refuse_pair
 from blurtools.models.kernel_basis import KernelBasisNet
 from blurtools.models.niu import NiuNet
 
@@ -70,9 +73,19 @@ class ModelSpec:
     layouts: Tuple[Layout, ...] = ()
 
 
+# the authors' published files (their containers and key names, PyTorch 0.x legacy files included)
+DEBLURGAN_2018 = Layout("deblurgan-2018", "DeblurGAN release latest_net_G.pth: bare state dict, model.N keys",
+                        is_deblurgan_2018, convert_deblurgan_2018)
+JIN2018_CENTRE = Layout("jin2018-centre", "Jin et al. 2018 release center_v3.pth: {'state_dict_G': ...}",
+                        is_centre, convert_centre)
+JIN2018_PAIR = Layout("jin2018-pair", "Jin et al. 2018 release F35_N8.pth, F26_N9..., F17_N9...: one of the "
+                      "cascade's pairs (extract-video --weights DIR takes the four files)", is_pair, refuse_pair)
+
 MODELS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("dm", DenseDeblurModule, recipe="dm"),
-    ModelSpec("deblurgan", DeblurGANGenerator, recipe="deblurgan"),
+    ModelSpec("deblurgan", DeblurGANGenerator, recipe="deblurgan", layouts=(DEBLURGAN_2018,)),
+    ModelSpec("jin2018-centre", Jin2018Centre, recipe=None, layouts=(JIN2018_CENTRE,)),
+    ModelSpec("jin2018", Jin2018Cascade, recipe=None, layouts=(JIN2018_PAIR,)),
     ModelSpec("kernel-basis", KernelBasisNet, recipe="kernel-basis"),
     ModelSpec("jin", Jin, recipe="jin"),
     ModelSpec("bringing-alive", BringingAlive, recipe="bringing-alive"),
