@@ -42,7 +42,7 @@ DEFAULT_STEPS = 10000
 
 # What a resumed run may change: how long it runs and how it reports; everything else is the run's own.
 RESUME_OVERRIDABLE = frozenset({"steps", "epochs", "stop_at", "val_every", "log_every", "save_every", "workers",
-                                "device", "val", "val_crop", "val_limit", "preload", "data", "out"})
+                                "device", "val", "val_crop", "val_limit", "preload", "data", "out", "tensorboard"})
 
 
 @dataclass
@@ -98,6 +98,8 @@ class TrainConfig:
     stop_at: Optional[int] = option(None, hidden=True, help="Stop after this many steps, as if killed (tests).")
     init: Optional[str] = option(None, help="Start from the weights of this checkpoint of the same model (fine-tuning), e.g. a "
                                  "weights.pt or the shipped blurtools/weights/deblur.pt.")
+    tensorboard: Optional[str] = option(None, metavar="DIR", help="Also write TensorBoard event files (losses, learning "
+                                        "rate, validation scores, stages) to this folder; needs the tensorboard package.")
 
     def validate(self) -> "TrainConfig":
         """Check values; raises UsageError naming the option."""

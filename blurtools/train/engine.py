@@ -44,6 +44,7 @@ from blurtools.train.recipes import lookup_model
 from blurtools.train.resolve import (build_perceptual, resolve_model_args, resolve_weights, total_steps,
                                      trainable_parameters)
 from blurtools.train.schedule import StageSchedule, plan_stages
+from blurtools.train.tensorboard import with_event_log
 from blurtools.train.validation import evaluate
 
 log = logging.getLogger(__name__)
@@ -452,7 +453,8 @@ def train(cfg: TrainConfig, arch_cls: Optional[type] = None, recipe: Optional[Re
         resume: continue from RUN/last.pt (a fresh start when there is none yet), keeping the run's stored
             configuration except the keys a resumed run may change. Without it, a folder that already holds
             a run is refused.
-        callback: receives progress records on rank 0 (see the module docstring).
+        callback: receives progress records on rank 0 (see the module docstring); with
+            ``cfg.tensorboard`` they also go to TensorBoard event files (:mod:`blurtools.train.tensorboard`).
 
     Returns:
         :class:`TrainResult` (its ``config`` is the configuration the run used).
@@ -463,8 +465,11 @@ def train(cfg: TrainConfig, arch_cls: Optional[type] = None, recipe: Optional[Re
     cfg, resume_from = settle_run(cfg, resume)
     if arch_cls is None or recipe is None:
         arch_cls, recipe = lookup_model(cfg.model)
+    callback, events = with_event_log(cfg.tensorboard, callback)
     info = D.setup(cfg.device)
     try:
         return _Trainer(cfg, arch_cls, recipe, resume, resume_from, callback, info).run()
     finally:
+        if events is not None:
+            events.close()
         D.teardown(info)
