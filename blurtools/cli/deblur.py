@@ -16,7 +16,7 @@ COMMAND_NAME = "deblur"
 # Options shared with extract-video (imported there).
 OutputOption = typer.Option(..., "--output", "-o", help="Output file (one input) or folder (mirrors the inputs' trees).")
 ModelOption = typer.Option("default", "--model", help="default (the weights shipped with blurtools) or classical (no weights: blind motion-kernel estimation and deconvolution); with --weights, optionally the architecture the file holds (deblurgan, jin2018...), which is otherwise detected from its contents.")
-WeightsOption = typer.Option(None, "--weights", help="A checkpoint written by `blurtools train` (weights.pt, best.pt or last.pt) to use instead of the shipped weights.")
+WeightsOption = typer.Option(None, "--weights", help="A checkpoint written by `blurtools train` (weights.pt, best.pt or last.pt), or an authors' published file as distributed (NAFNet-GoPro-width64.pth, TwoHeads.pkl, ...; recognised from its contents), to use instead of the shipped weights.")
 KernelOption = typer.Option(None, "--kernel", help="Blur kernel image (gray PNG, any size): non-blind classical deconvolution with it.")
 KernelSizeOption = typer.Option(63, "--kernel-size", help="Classical: the longest blur, in pixels, the kernel estimate may have.")
 KernelMethodOption = typer.Option("multiscale", "--kernel-method", help="Classical: multiscale (a general kernel, coarse to fine; the default), linear (straight motion: length and angle) or auto.")
@@ -30,6 +30,7 @@ SkipOption = typer.Option(False, "--skip-existing", help="Leave outputs that exi
 KeepGoingOption = typer.Option(False, "--keep-going", help="Skip inputs that fail (listed on stderr and in meta.json) instead of stopping; exit status 1 at the end.")
 JsonOption = typer.Option(False, "--json", help="Print the run summary as JSON.")
 RefineOption = typer.Option(None, "--refine", help="Networks: classical (blend in the classical deconvolution where the network or the deconvolution finds evidence of blur; see MODEL_CARD.md) or none (the network's result alone). Default: classical with blurtools' weights, none with an authors' published checkpoint.")
+SaveKernelsOption = typer.Option(None, "--save-kernels", help="Kernel-basis networks (the released TwoHeads.pkl, kernel-basis checkpoints): write each input's basis kernels (STEM.kernels.npy, K x k x k), mixing maps (STEM.mixing.npy, K x H x W), their record (STEM.kernels.json) and a picture (STEM.kernels.png) into this folder.")
 
 
 def resolve_runtime(device: str, tile: Optional[int], overlap: int, batch: Optional[int]) -> Any:
@@ -90,6 +91,23 @@ def finish(tool: str, output: Path, outcome: Any, total: int, as_json: bool, nou
         raise BlurtoolsError(f"{len(outcome.failed)} of {total} input(s) failed; first: {outcome.failed[0][1]}")
 
 
+def kernel_writer(predictor: Any, jobs: List[Any], output_folder: Optional[Path], folder: Optional[Path],
+                  record: Dict[str, Any]) -> Any:
+    """``deblur_files``'s ``on_images`` hook writing each input's kernel estimate into ``folder`` (None: no hook).
+
+    Names mirror the outputs: ``folder/<output path relative to -o, without extension>`` in folder mode,
+    the input's stem for one file.
+    """
+    if folder is None:
+        return None
+    from blurtools.infer.kernel_estimates import check_kernel_model, write_estimates
+
+    check_kernel_model(predictor)
+    stems = {job.dst: (job.dst.relative_to(output_folder).with_suffix("").as_posix() if output_folder is not None
+                       else job.src.stem) for job in jobs}
+    return lambda group, images: write_estimates(predictor, images, [stems[j.dst] for j in group], folder, record)
+
+
 @handle_errors
 def command(
     inputs: List[str] = typer.Argument(..., help="Blurry images: files, folders (searched recursively) or quoted globs such as 'shots/**/*.jpg'."),
@@ -102,6 +120,7 @@ def command(
     deconv: str = DeconvOption,
     crf: str = CrfOption,
     refine: Optional[str] = RefineOption,
+    save_kernels: Optional[Path] = SaveKernelsOption,
     tile: Optional[int] = TileOption,
     overlap: int = OverlapOption,
     batch: Optional[int] = BatchOption,
@@ -135,14 +154,17 @@ def command(
     options: Dict[str, Any] = {"inputs": [str(i) for i in inputs], "output": str(output), "model": predictor.provenance["model"],
                                "weights": str(weights) if weights else None, "kernel": str(kernel) if kernel else None,
                                "tile": tile, "overlap": overlap, "batch": batch, "device": str(dev), "amp": amp,
-                               "shard": shard, "refine": "classical" if "refine" in predictor.provenance else "none", "crf": crf}
+                               "shard": shard, "refine": "classical" if "refine" in predictor.provenance else "none", "crf": crf,
+                               "save_kernels": str(save_kernels) if save_kernels else None}
     record = {"tool": "blurtools deblur", "version": __version__, "options": options, "model": predictor.provenance}
     opts = InferOptions(tile=tile, overlap=overlap, batch=batch, skip_existing=skip_existing, keep_going=keep_going)
+    on_images = kernel_writer(predictor, jobs, output if folder_mode else None, save_kernels, record)
     single = len(jobs) == 1          # one image: the bar counts its windows instead
     with progress(None if single else len(jobs), "deblur", quiet) as bar:
         outcome = deblur_files(predictor, jobs, opts, record,
                                 on_done=None if single else (lambda job: bar.advance()),
-                                on_window=(lambda done, total: bar.update(total=total, completed=done)) if single else None)
+                                on_window=(lambda done, total: bar.update(total=total, completed=done)) if single else None,
+                                on_images=on_images)
     if folder_mode:
         write_meta(output, "deblur", options, predictor.provenance, outcome.items, part,
                    extra={"skipped": outcome.skipped, "failed": [{"input": s, "error": m} for s, m in outcome.failed]})
@@ -157,6 +179,10 @@ MAN_EXAMPLES = [
     ("No weights: blind estimation of a general kernel and deconvolution.",
      "blurtools deblur blurry.png -o sharp.png --model classical"),
     ("Non-blind deconvolution with a measured kernel.", "blurtools deblur blurry.png -o sharp.png --kernel psf.png"),
+    ("NAFNet as its authors publish it (the network alone), 16-bit in and out.",
+     "blurtools deblur photo16.png -o sharp16.png --weights NAFNet-GoPro-width64.pth"),
+    ("Carbajal et al.'s kernel basis and their Richardson-Lucy restoration, with the kernels written out.",
+     "blurtools deblur shots/ -o sharp/ --weights TwoHeads.pkl --save-kernels kernels/"),
 ]
 MAN_FILES = [
     ("blurtools/weights/deblur.pt", "The shipped default weights (see blurtools/weights/MODEL_CARD.md)."),

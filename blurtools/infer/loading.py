@@ -85,6 +85,8 @@ class Predictor:
         refine: networks only: what :mod:`blurtools.infer.refine` blends into the network's result (image:
             the classical predictor; video: the default deblur predictor), or None.
         provenance: what to record in outputs (model, weights file and digest, arch, model_args...).
+        context: networks: the overlap windows need to reproduce the whole-image result closely (an
+            authors' network's finite receptive field), 0 otherwise.
     """
 
     kind: str
@@ -97,6 +99,7 @@ class Predictor:
     classical: Dict[str, Any] = field(default_factory=dict)
     refine: Optional["Predictor"] = None
     provenance: Dict[str, Any] = field(default_factory=dict)
+    context: int = 0
 
     @property
     def is_classical(self) -> bool:
@@ -106,7 +109,7 @@ class Predictor:
         """The window side when the user gives none: 0 (whole images) for a network whose every output
         pixel depends on the whole input (``receptive_field`` None: instance norm, image-wide pooling), so
         that it computes exactly its own function; else 1024 on a GPU, 512 on the CPU."""
-        if self.model is not None and type(self.model).receptive_field is None:
+        if self.model is not None and self.model.receptive_field is None:
             return 0
         return 1024 if self.device.type == "cuda" else 512
 
@@ -128,7 +131,7 @@ class Predictor:
             ``(fn, min_overlap)``: ``fn`` maps windows (b, 3, h, w) on ``self.device`` (b a multiple of B,
             window-major: the B images of window 0, then of window 1...) to (b, 3, h, w) or
             (b, N, 3, h, w) float; ``min_overlap`` is the overlap below which windows would show seams
-            (the classical deconvolution needs a few kernel lengths; learned models report 0).
+            (the classical deconvolution needs a few kernel lengths; learned models report ``context``).
         """
         if images.dim() != 4 or images.shape[1] != 3:
             raise UsageError(f"prepare: expected images (B, 3, H, W), got {tuple(images.shape)}")
@@ -147,7 +150,7 @@ class Predictor:
                     y = model(x)
             return y.float()
 
-        return fn, 0
+        return fn, self.context
 
     def _prepare_classical(self, images: torch.Tensor, frames: Optional[int]
                            ) -> Tuple[Callable[[torch.Tensor], torch.Tensor], int]:
@@ -326,8 +329,17 @@ def load_predictor(kind: str, model: str = "default",
             prov["refine"] = {"method": "default deblur", **refiner.provenance}
         else:
             log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
-    # a network that sees the whole image (receptive_field None) gets windows padded only to its own
-    # multiple: any more padding would change the statistics it computes over the image
-    multiple = int(net.pad_multiple) if type(net).receptive_field is None else _DEFAULT_MULTIPLE
+    # an authors' network sees windows as they are and pads them itself the way its authors do (NAFNet
+    # with zeros), with windows overlapping by its receptive field; another network that sees the whole
+    # image (receptive_field None) gets windows padded only to its own multiple: any more padding would
+    # change the statistics it computes over the image
+    published = "layout" in prov
+    if published:
+        multiple = 1
+    elif net.receptive_field is None:
+        multiple = int(net.pad_multiple)
+    else:
+        multiple = _DEFAULT_MULTIPLE
     return Predictor(kind, prov["arch"] or "model", device, net, net.frames if kind == "video" else None,
-                     multiple=multiple, amp=bool(amp), refine=refiner, provenance=prov)
+                     multiple=multiple, amp=bool(amp), refine=refiner, provenance=prov,
+                     context=int(net.receptive_field) if published and net.receptive_field is not None else 0)
