@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from blurtools.errors import BlurtoolsError
-from blurtools.losses.reblur import KernelBasisOperator
+from blurtools.ops.kernel_basis import KernelBasisOperator
 
 log = logging.getLogger(__name__)
 
