@@ -10,10 +10,12 @@ the tests use). Each file is then timed two ways on the same (1, 3, 720, 1280) t
   architectures with whole-image statistics need), clamping, the copy back to the CPU;
 * plain torch: the same loaded module called directly on the tensor under ``torch.no_grad()``.
 
-It prints the median seconds of each and the ratio (target: blurtools <= 1.10 x plain torch). Models too
+The two are called alternately so that both see the same load. It prints the median seconds of each and the
+ratio (target: blurtools <= 1.10 x plain torch). Models too
 slow for the shared CPU run fewer repetitions (``--repeats``), never a smaller image.
 
     .venv/bin/python benchmarks/published_overhead.py [--repeats 3] [--only NAME ...] [--threads N] [--tile T]
+                                                      [--no-warmup]
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))      # the builders of the authors' layouts the tests use
 
-from blurtools.infer.deblur import InferOptions, deblur_image  # noqa: E402
+from blurtools.infer.predict import InferOptions, deblur_image  # noqa: E402
 from blurtools.infer.extract import ExtractOptions, extract_video  # noqa: E402
 from blurtools.infer.loading import load_predictor  # noqa: E402
 from blurtools.models.registry import MODELS, create  # noqa: E402
@@ -81,18 +83,22 @@ def published_builders() -> Dict[str, Tuple[str, Builder]]:
     }
 
 
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median seconds of ``fn()`` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def timed_pair(ours: Callable[[], object], plain: Callable[[], object], repeats: int, warmup: bool) -> Tuple[float, float]:
+    """Median seconds of ``ours()`` and of ``plain()``, called alternately (the order swapped every round) so
+    that both see the same load on a shared machine; one warm-up call of each first when ``warmup``."""
+    if warmup:
+        ours(), plain()
+    t_ours, t_plain = [], []
+    for r in range(repeats):
+        for fn, times in ((ours, t_ours), (plain, t_plain))[::1 if r % 2 == 0 else -1]:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(t_ours), statistics.median(t_plain)
 
 
-def measure(spec_name: str, path: Path, image: torch.Tensor, repeats: int, tile: int) -> Tuple[str, float, float]:
+def measure(spec_name: str, path: Path, image: torch.Tensor, repeats: int, tile: int, warmup: bool
+            ) -> Tuple[str, float, float]:
     """(kind, blurtools seconds, plain torch seconds) of the file's network on ``image`` (3, H, W)."""
     kind = MODELS[spec_name].cls.kind
     pred = load_predictor(kind, weights=path, refine="none")
@@ -106,7 +112,7 @@ def measure(spec_name: str, path: Path, image: torch.Tensor, repeats: int, tile:
         with torch.no_grad():
             return net(x)
 
-    return kind, timed(run, repeats), timed(plain, repeats)
+    return (kind, *timed_pair(run, plain, repeats, warmup))
 
 
 def main(argv: List[str] = None) -> None:
@@ -115,6 +121,7 @@ def main(argv: List[str] = None) -> None:
     ap.add_argument("--only", nargs="*", default=None, help="labels or registry names to time")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     ap.add_argument("--tile", type=int, default=0, help="blurtools' window side (0 = the whole image)")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the warm-up calls (slow models on a busy CPU)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -124,14 +131,15 @@ def main(argv: List[str] = None) -> None:
     if args.only:
         cases = {k: v for k, v in cases.items() if k in args.only or v[0] in args.only}
     image = torch.rand(3, H, W, generator=torch.Generator().manual_seed(0))
-    print(f"{W}x{H}, CPU, {torch.get_num_threads()} threads, median of {args.repeats} after a warm-up; "
+    print(f"{W}x{H}, CPU, {torch.get_num_threads()} threads, median of {args.repeats} alternating calls"
+          f"{'' if args.no_warmup else ' after a warm-up'}; "
           f"blurtools --tile {args.tile} --refine none")
     print(f"{'architecture (file layout)':44s} {'kind':6s} {'blurtools s':>11s} {'torch s':>9s} {'ratio':>7s}")
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for label, (name, build) in cases.items():
             path = build(Path(tmp), 0)
-            kind, ours, plain = measure(name, path, image, args.repeats, args.tile)
+            kind, ours, plain = measure(name, path, image, args.repeats, args.tile, not args.no_warmup)
             worst = max(worst, ours / plain)
             print(f"{label:44s} {kind:6s} {ours:11.3f} {plain:9.3f} {ours / plain:7.3f}", flush=True)
     print(f"worst ratio {worst:.3f} (target <= {TARGET:.2f}): {'met' if worst <= TARGET else 'NOT met'}")
