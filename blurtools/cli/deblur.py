@@ -176,6 +176,8 @@ MAN_EXAMPLES = [
     ("No weights: blind estimation of a general kernel and deconvolution.",
      "blurtools deblur blurry.png -o sharp.png --model classical"),
     ("Non-blind deconvolution with a measured kernel.", "blurtools deblur blurry.png -o sharp.png --kernel psf.png"),
+    ("DeblurGAN's released generator (PyTorch 0.3 file, read safely), the network alone.",
+     "blurtools deblur blurry.png -o sharp.png --weights latest_net_G.pth"),
     ("NAFNet as its authors publish it (the network alone), 16-bit in and out.",
      "blurtools deblur photo16.png -o sharp16.png --weights NAFNet-GoPro-width64.pth"),
     ("Carbajal et al.'s kernel basis and their Richardson-Lucy restoration, with the kernels written out.",

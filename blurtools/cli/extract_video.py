@@ -111,6 +111,9 @@ MAN_EXAMPLES = [
      "extract-video shots/ -o videos/ --weights runs/niu/weights.pt"),
     ("No weights: the classical method (deblur, then move along the estimated blur path).",
      "extract-video blurry.png -o out.gif --model classical"),
+    ("Jin et al.'s released cascade (the folder holding center_v3.pth, F35_N8.pth, F26_N9_from_F35_N8.pth and "
+     "F17_N9_from_F26_N9_from_F35_N8.pth): 16-bit frames in the authors' order, the network alone.",
+     "extract-video blurry16.png -o frames/ --weights jin_models/"),
 ]
 MAN_FILES = [
     ("blurtools/weights/extract_video.pt", "The shipped default weights (see blurtools/weights/MODEL_CARD.md)."),
