@@ -73,7 +73,7 @@ def test_wrong_kind_arch_or_shape_is_refused(tmp_path):
 
 def test_foreign_and_broken_files_are_refused(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(BlurtoolsError, match="junk.pt: a text file, not PyTorch weights"):
+    with pytest.raises(BlurtoolsError, match="junk.pt: not a PyTorch weights file: it holds text"):
         read_checkpoint(tmp_path / "junk.pt")
     torch.save(tiny.TinyNet(), tmp_path / "pickled.pt")  # a pickled module: refused by weights_only
     with pytest.raises(BlurtoolsError, match="pickled.pt: refused: the file carries code"):
