@@ -160,7 +160,7 @@ def test_save_kernels_of_blurtools_kernel_basis_network(tmp_path):
     net = KernelBasisNet(basis=3, kernel_size=9, width=4, depth=2, rl_iters=2)
     save_checkpoint(tmp_path / "kb.pt", weights_record(net, "kernel-basis", {}, step=1))
     write_image(tmp_path / "a.png", torch.rand(3, 36, 44))
-    res = run(tmp_path / "a.png", "-o", tmp_path / "out", "--weights", tmp_path / "kb.pt", "--refine", "none",
+    res = run(tmp_path / "a.png", "-o", f"{tmp_path / 'out'}/", "--weights", tmp_path / "kb.pt", "--refine", "none",
               "--save-kernels", tmp_path / "k")
     assert res.returncode == 0, res.output
     assert np.load(tmp_path / "k" / "a.kernels.npy").shape == (3, 9, 9)
