@@ -29,6 +29,7 @@ from blurtools.io.video import iter_frames, list_frame_files
 from blurtools.metrics._common import luma_scaled, resolve_quantize, to_scale
 from blurtools.metrics.align import align
 from blurtools.metrics.image import compute_image_metrics
+from blurtools.metrics.integer_pairs import plain_integer_row, takes_plain_path
 from blurtools.metrics.lpips_metric import LpipsMetric
 from blurtools.metrics.masked import inner_rectangle, masked_psnr, masked_ssim
 from blurtools.metrics.video import score_video
@@ -196,7 +197,13 @@ def _score_pairs_in_threads(pairs: Sequence[Pair], opts: ScoreOptions, lpips: Op
     images through multi-threaded ops by 2-3x. Memory: at most ``workers + 2`` pairs are decoded at once.
     """
 
+    plain = lpips is None and takes_plain_path(opts)
+
     def one(pair: Pair) -> Dict[str, Any]:
+        if plain:
+            fast = plain_integer_row(pair, opts.crop_border)
+            if fast is not None:
+                return fast
         pair, p, g, peak = _decode_pair(pair)
         row: Dict[str, Any] = {"name": pair.key}
         row.update(_metrics_rows(p[None], g[None], peak, opts, lpips)[0])
