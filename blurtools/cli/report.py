@@ -11,6 +11,7 @@ from typing import List, Optional
 import typer
 
 from blurtools.cli.common import DebugOption, DeviceOption, QuietOption, handle_errors, progress, setup_logging
+from blurtools.cli.metric_options import CropBorderOption, LpipsNet, LpipsOption, SsimMode, SsimOption, YOption
 from blurtools.errors import UsageError
 
 COMMAND_NAME = "report"
@@ -20,16 +21,6 @@ class ImageMode(str, Enum):
     copy = "copy"
     link = "link"
     none = "none"
-
-
-class SsimMode(str, Enum):
-    skimage = "skimage"
-    matlab3d = "matlab3d"
-
-
-class LpipsNet(str, Enum):
-    alex = "alex"
-    vgg = "vgg"
 
 
 @handle_errors
@@ -50,11 +41,10 @@ def command(
                                      "to the originals by relative path, or none (the viewer zooms the embedded "
                                      "thumbnails; the page is then a single file)."),
     title: Optional[str] = typer.Option(None, "--title", help="The page's title."),
-    ssim_mode: SsimMode = typer.Option(SsimMode.skimage, "--ssim", help="SSIM convention, as in blurtools score."),
-    y: bool = typer.Option(False, "--y", help="Score the BT.601 Y channel instead of RGB."),
-    crop_border: int = typer.Option(0, "--crop-border", min=0, help="Pixels dropped on each side before scoring."),
-    lpips: Optional[LpipsNet] = typer.Option(None, "--lpips", help="Add LPIPS with this trunk (needs its ImageNet "
-                                             "weights in torchvision's cache)."),
+    ssim_mode: SsimMode = SsimOption,
+    y: bool = YOption,
+    crop_border: int = CropBorderOption,
+    lpips: Optional[LpipsNet] = LpipsOption,
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Threads decoding and scoring (default: "
                                           "the CPU count, at most 8)."),
     device: str = DeviceOption,
