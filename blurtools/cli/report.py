@@ -71,7 +71,7 @@ def command(
         if len(names) != len(paths):
             raise UsageError(f"--label given {len(names)} time(s) for {len(paths)} run(s)")
         runs = [read_run(p, n) for p, n in zip(paths, names)]
-        training_report(runs, output, {"runs": [str(p) for p in paths], "labels": names}, sys.argv, title)
+        training_report(runs, output, {"runs": [str(p) for p in paths], "labels": names}, _argv(), title)
         _done(output, quiet)
         return
     opts = ScoreOptions(ssim_mode=ssim_mode.value, y=y, crop_border=crop_border,
@@ -83,13 +83,18 @@ def command(
 
         metric = LpipsMetric(net=lpips.value, device=dev)
     options = {"results": [str(p) for p in paths], "labels": labels or None, "gt": str(gt),
-               "input": str(inputs) if inputs else None, "video": video, "images": images.value,
+               "input": str(inputs) if inputs else None, "video": video, "images": "none" if video else images.value,
                "ssim": ssim_mode.value, "y": y, "crop_border": crop_border, "lpips": lpips.value if lpips else None}
     with progress(None, "scoring", quiet) as bar:
         results = collect(paths, labels or [], gt, inputs, opts, dev, video=video, lpips=metric, on_done=bar.advance)
     with progress(len(results.samples), "pictures", quiet) as bar:
-        results_report(results, output, images.value, options, sys.argv, title, opts.workers, bar.advance)
+        results_report(results, output, images.value, options, _argv(), title, opts.workers, bar.advance)
     _done(output, quiet)
+
+
+def _argv() -> List[str]:
+    """The command line as a user types it (``blurtools report ...``, whatever started the process)."""
+    return ["blurtools", *sys.argv[sys.argv.index("report"):]] if "report" in sys.argv else list(sys.argv)
 
 
 def _done(output: Path, quiet: bool) -> None:

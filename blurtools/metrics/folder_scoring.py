@@ -160,7 +160,7 @@ def score_image_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.d
     Pairs of the same size and depth are scored together in batches of ``opts.batch`` on ``device``.
     With ``opts.align`` the rows hold the fields of :func:`aligned_metrics` as well.
     """
-    if device.type == "cpu" and opts.workers > 1:
+    if device.type == "cpu":
         return _score_pairs_in_threads(pairs, opts, lpips, on_done)
     rows: List[Dict[str, Any]] = []
     batch: List[Tuple[Pair, torch.Tensor, torch.Tensor, int]] = []
@@ -190,7 +190,8 @@ def score_image_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.d
 
 def _score_pairs_in_threads(pairs: Sequence[Pair], opts: ScoreOptions, lpips: Optional[LpipsMetric],
                             on_done: Optional[Callable[[int], None]]) -> List[Dict[str, Any]]:
-    """CPU path: each worker thread decodes and scores whole pairs, one image at a time, single-threaded.
+    """CPU path: each worker thread (or the caller alone, with one worker) decodes and scores whole pairs,
+    one image at a time, single-threaded.
 
     On the CPU the metrics are memory-bound element-wise passes: one image per core (torch intra-op
     threads = 1; torch releases the GIL) keeps each core's working set small and beats batching several
