@@ -28,14 +28,14 @@ def takes_plain_path(opts: Any) -> bool:
 
 
 def _planes(array: np.ndarray) -> torch.Tensor:
-    """(H, W[, C]) integer array -> (1, C, H, W) tensor of the same integers, alpha dropped."""
+    """(H, W[, C]) integer array -> (1, C, H, W) tensor view of the same integers, alpha dropped."""
     if array.ndim == 2:
         array = array[:, :, None]
     elif array.shape[2] in (2, 4):
         array = array[:, :, :-1]
     if array.dtype == np.uint16:  # torch's uint16 lacks arithmetic; int32 holds it exactly
         array = array.astype(np.int32)
-    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, 2, 0)))[None]
+    return torch.from_numpy(array).permute(2, 0, 1)[None]  # a view: the bands read the planes in place
 
 
 def plain_integer_row(pair: Pair, crop_border: int) -> Optional[Dict[str, Any]]:
