@@ -85,6 +85,8 @@ class Predictor:
         refine: networks only: what :mod:`blurtools.infer.refine` blends into the network's result (image:
             the classical predictor; video: the default deblur predictor), or None.
         provenance: what to record in outputs (model, weights file and digest, arch, model_args...).
+        context: networks: the overlap windows need to reproduce the whole-image result closely (an
+            authors' network's finite receptive field), 0 otherwise.
     """
 
     kind: str
@@ -97,6 +99,7 @@ class Predictor:
     classical: Dict[str, Any] = field(default_factory=dict)
     refine: Optional["Predictor"] = None
     provenance: Dict[str, Any] = field(default_factory=dict)
+    context: int = 0
 
     @property
     def is_classical(self) -> bool:
@@ -106,7 +109,7 @@ class Predictor:
         """The window side when the user gives none: 0 (whole images) for a network whose every output
         pixel depends on the whole input (``receptive_field`` None: instance norm, image-wide pooling), so
         that it computes exactly its own function; else 1024 on a GPU, 512 on the CPU."""
-        if self.model is not None and type(self.model).receptive_field is None:
+        if self.model is not None and self.model.receptive_field is None:
             return 0
         return 1024 if self.device.type == "cuda" else 512
 
@@ -128,7 +131,7 @@ class Predictor:
             ``(fn, min_overlap)``: ``fn`` maps windows (b, 3, h, w) on ``self.device`` (b a multiple of B,
             window-major: the B images of window 0, then of window 1...) to (b, 3, h, w) or
             (b, N, 3, h, w) float; ``min_overlap`` is the overlap below which windows would show seams
-            (the classical deconvolution needs a few kernel lengths; learned models report 0).
+            (the classical deconvolution needs a few kernel lengths; learned models report ``context``).
         """
         if images.dim() != 4 or images.shape[1] != 3:
             raise UsageError(f"prepare: expected images (B, 3, H, W), got {tuple(images.shape)}")
@@ -147,7 +150,7 @@ class Predictor:
                     y = model(x)
             return y.float()
 
-        return fn, 0
+        return fn, self.context
 
     def _prepare_classical(self, images: torch.Tensor, frames: Optional[int]
                            ) -> Tuple[Callable[[torch.Tensor], torch.Tensor], int]:
@@ -223,6 +226,59 @@ def _load_weights(kind: str, paths: List[Path], device: torch.device, arch: Opti
     return cascade.to(device), prov
 
 
+def _split_model(model: str, weights: Any) -> Tuple[str, Optional[str]]:
+    """``--model`` as (method, architecture): "default"/"classical" with None, or a registered architecture
+    naming what ``--weights`` holds (then the method is "default": a network)."""
+    if model in MODELS:
+        return model, None
+    if model not in models.MODELS:
+        raise UsageError(f"--model {model}: choose one of {', '.join(MODELS)}, or with --weights one of the "
+                         f"registered architectures ({', '.join(models.MODELS)})")
+    if weights is None:
+        raise UsageError(f"--model {model} names the architecture of --weights FILE; give the weights")
+    return "default", model
+
+
+def _network(kind: str, weights: Any, device: torch.device, arch: Optional[str]
+             ) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """The network of ``--weights`` (see :func:`load_predictor`), or the shipped default of ``kind``."""
+    if weights is None:
+        path = default_weights_path(kind)
+        if not path.is_file():
+            raise BlurtoolsError(f"{path}: the default {COMMANDS[kind]} weights are missing from this installation; "
+                                 "give a checkpoint with --weights PATH (from `blurtools train`) or use "
+                                 "--model classical")
+        return _load_network(kind, path, device, "default")
+    paths = [Path(w) for w in ([weights] if isinstance(weights, (str, Path)) else weights)]
+    if not paths:
+        raise UsageError("--weights: give a checkpoint file")
+    if kind == "image" and len(paths) == 1 and paths[0].is_dir():
+        raise BlurtoolsError(f"{paths[0]}: is a folder; give the checkpoint file (e.g. {paths[0]}/weights.pt)")
+    return _load_weights(kind, paths, device, arch)
+
+
+def _classical_predictor(kind: str, device: torch.device, kernel: Optional[torch.Tensor], kernel_path: Optional[str],
+                         method: str, max_size: int, deconv: str, strength: Optional[float], crf: Optional[str],
+                         amp: bool) -> Predictor:
+    """The classical method (no weights): blind or known-kernel deconvolution with these options."""
+    from blurtools.infer.classical import DECONVS, METHODS
+
+    if method not in METHODS:
+        raise UsageError(f"--kernel-method {method}: choose one of {', '.join(METHODS)}")
+    if deconv not in DECONVS:
+        raise UsageError(f"--deconv {deconv}: choose one of {', '.join(DECONVS)}")
+    if max_size < 3:
+        raise UsageError(f"--kernel-size {max_size}: must be >= 3")
+    opts = dict(kernel=kernel, method=method, max_size=max_size, deconv=deconv, strength=strength, crf=crf)
+    prov = {"model": "classical", "kernel": kernel_path if kernel is not None else "estimated",
+            "kernel_method": None if kernel is not None else method, "kernel_size": max_size,
+            "deconv": deconv, "strength": strength, "crf": crf or "linear"}   # None: the values as given
+    if amp:
+        log.warning("--amp has no effect on the classical method")
+    return Predictor(kind, "classical", device, None, CLASSICAL_FRAMES if kind == "video" else None,
+                     multiple=8, classical=opts, provenance=prov)
+
+
 def load_predictor(kind: str, model: str = "default",
                    weights: "str | Path | Sequence[str | Path] | None" = None,
                    device: "str | torch.device" = "cpu", kernel: Optional[torch.Tensor] = None,
@@ -258,14 +314,7 @@ def load_predictor(kind: str, model: str = "default",
         raise UsageError(f"load_predictor: kind must be 'image' or 'video', got {kind!r}")
     if refine is not None and refine not in REFINES:
         raise UsageError(f"--refine {refine}: choose one of {', '.join(REFINES)}")
-    arch = None
-    if model not in MODELS:
-        if model not in models.MODELS:
-            raise UsageError(f"--model {model}: choose one of {', '.join(MODELS)}, or with --weights one of the "
-                             f"registered architectures ({', '.join(models.MODELS)})")
-        if weights is None:
-            raise UsageError(f"--model {model} names the architecture of --weights FILE; give the weights")
-        model, arch = "default", model
+    model, arch = _split_model(model, weights)
     if isinstance(device, str):
         from blurtools.ops.device import resolve_device
 
@@ -278,36 +327,8 @@ def load_predictor(kind: str, model: str = "default",
     if model == "classical":
         if weights is not None:
             raise UsageError("--model classical uses no weights; drop --weights (or --model)")
-        from blurtools.infer.classical import DECONVS, METHODS
-
-        if method not in METHODS:
-            raise UsageError(f"--kernel-method {method}: choose one of {', '.join(METHODS)}")
-        if deconv not in DECONVS:
-            raise UsageError(f"--deconv {deconv}: choose one of {', '.join(DECONVS)}")
-        if max_size < 3:
-            raise UsageError(f"--kernel-size {max_size}: must be >= 3")
-        opts = dict(kernel=kernel, method=method, max_size=max_size, deconv=deconv, strength=strength, crf=crf)
-        prov = {"model": "classical", "kernel": kernel_path if kernel is not None else "estimated",
-                "kernel_method": None if kernel is not None else method, "kernel_size": max_size,
-                "deconv": deconv, "strength": strength, "crf": crf or "linear"}   # None: the values as given
-        if amp:
-            log.warning("--amp has no effect on the classical method")
-        return Predictor(kind, "classical", device, None, CLASSICAL_FRAMES if kind == "video" else None,
-                         multiple=8, classical=opts, provenance=prov)
-    if weights is not None:
-        paths = [Path(w) for w in ([weights] if isinstance(weights, (str, Path)) else weights)]
-        if not paths:
-            raise UsageError("--weights: give a checkpoint file")
-        if kind == "image" and len(paths) == 1 and paths[0].is_dir():
-            raise BlurtoolsError(f"{paths[0]}: is a folder; give the checkpoint file (e.g. {paths[0]}/weights.pt)")
-        net, prov = _load_weights(kind, paths, device, arch)
-    else:
-        path = default_weights_path(kind)
-        if not path.is_file():
-            raise BlurtoolsError(f"{path}: the default {COMMANDS[kind]} weights are missing from this installation; "
-                                 "give a checkpoint with --weights PATH (from `blurtools train`) or use "
-                                 "--model classical")
-        net, prov = _load_network(kind, path, device, "default")
+        return _classical_predictor(kind, device, kernel, kernel_path, method, max_size, deconv, strength, crf, amp)
+    net, prov = _network(kind, weights, device, arch)
     if refine is None:          # a published network's output is that network's alone unless asked otherwise
         refine = "none" if "layout" in prov else "classical"
     if amp and device.type != "cuda":
@@ -326,8 +347,17 @@ def load_predictor(kind: str, model: str = "default",
             prov["refine"] = {"method": "default deblur", **refiner.provenance}
         else:
             log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
-    # a network that sees the whole image (receptive_field None) gets windows padded only to its own
-    # multiple: any more padding would change the statistics it computes over the image
-    multiple = int(net.pad_multiple) if type(net).receptive_field is None else _DEFAULT_MULTIPLE
+    # an authors' network sees windows as they are and pads them itself the way its authors do (NAFNet
+    # with zeros), with windows overlapping by its receptive field; another network that sees the whole
+    # image (receptive_field None) gets windows padded only to its own multiple: any more padding would
+    # change the statistics it computes over the image
+    published = "layout" in prov
+    if published:
+        multiple = 1
+    elif net.receptive_field is None:
+        multiple = int(net.pad_multiple)
+    else:
+        multiple = _DEFAULT_MULTIPLE
     return Predictor(kind, prov["arch"] or "model", device, net, net.frames if kind == "video" else None,
-                     multiple=multiple, amp=bool(amp), refine=refiner, provenance=prov)
+                     multiple=multiple, amp=bool(amp), refine=refiner, provenance=prov,
+                     context=int(net.receptive_field) if published and net.receptive_field is not None else 0)

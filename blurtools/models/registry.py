@@ -37,6 +37,7 @@ from blurtools.models.files import read_weights_file
 from blurtools.models.jin import Jin
 from blurtools.models.jin2018 import Jin2018Cascade, Jin2018Centre
 from blurtools.models.jin2018_release import convert_centre, is_centre, is_pair, refuse_pair
+from blurtools.models import nafnet, spandrel_net, two_heads
 from blurtools.models.kernel_basis import KernelBasisNet
 from blurtools.models.niu import NiuNet
 
@@ -90,6 +91,16 @@ MODELS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("jin", Jin, recipe="jin"),
     ModelSpec("bringing-alive", BringingAlive, recipe="bringing-alive"),
     ModelSpec("niu", NiuNet, recipe="niu"),
+    ModelSpec("nafnet", nafnet.NAFNet, recipe=None, layouts=(Layout(
+        "nafnet-release", "NAFNet release (Chen et al. 2022): {'params': state_dict}",
+        nafnet.detect_release, nafnet.convert_release),)),
+    ModelSpec("two-heads", two_heads.TwoHeadsNet, recipe=None, layouts=(Layout(
+        "two-heads-release", "TwoHeads.pkl (Carbajal et al. 2021): bare state dict (inc_rgb..., kernels_end...)",
+        two_heads.detect_release, two_heads.convert_release),)),
+    # last: recognising these files needs spandrel imported (seconds), which the layouts above avoid
+    ModelSpec("spandrel", spandrel_net.SpandrelNet, recipe=None, layouts=(Layout(
+        "spandrel", f"{', '.join(spandrel_net.DEBLUR_ARCHS)} release, as spandrel recognises it",
+        spandrel_net.detect_release, spandrel_net.spandrel_args),)),
 )}
 
 
