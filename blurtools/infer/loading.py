@@ -271,7 +271,10 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
     elif kind == "video" and refine == "classical":
         if default_weights_path("image").is_file():
             refiner = load_predictor("image", model="default", device=device, amp=amp, refine="classical")
-            prov["refine"] = {"method": "default deblur", **refiner.provenance}
+            # the shipped network's own frames add nothing the deblur along the blur path lacks (MODEL_CARD.md):
+            # its video is made from the deblur alone (infer/motion_video.py); a user's network is kept and sharpened
+            method = "motion" if origin == "default" else "default deblur"
+            prov["refine"] = {"method": method, **refiner.provenance}
         else:
             log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
     return Predictor(kind, prov["arch"] or "model", device, net, getattr(net, "frames", None) if kind == "video" else None,
