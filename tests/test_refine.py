@@ -22,12 +22,22 @@ def test_share_ramps_from_weight_to_zero_as_the_network_changes_less():
     assert classical_share(39.0, ramp_db=0) == 0.7
 
 
-def test_sharp_input_keeps_the_network_result():
+def test_sharp_input_comes_back_unchanged():
     x = _texture()
     net = x + 0.001 * torch.randn_like(x)          # the network barely changed it: > 40 dB
     assert float(correction_db(net, x)[0]) > 40
-    out, infos = blend_classical(x, net.clone(), torch.rand_like(x))
-    assert torch.equal(out, net) and infos[0].share == 0.0
+    out, infos = blend_classical(x, net.clone(), x.clone())   # and deconvolution found nothing either
+    assert torch.equal(out, x) and infos[0].share == 0.0 and infos[0].evidence == 0.0
+
+
+def test_the_network_change_counts_as_much_as_the_evidence_of_blur():
+    x = _texture()
+    net = x + 0.0126 * torch.randn_like(x)         # 38 dB: half-way down the network's ramp
+    change = float(correction_db(net, x)[0])
+    out, infos = blend_classical(x, net.clone(), lambda: x.clone(), weight=0.0)
+    e = infos[0].evidence
+    assert 0 < e < 1 and abs(e - blur_evidence(change)) < 1e-9
+    assert torch.allclose(out, x + e * (net - x), atol=1e-6)
 
 
 def test_classical_result_is_registered_onto_the_network_result_before_blending():
