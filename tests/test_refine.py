@@ -119,3 +119,18 @@ def test_deconvolution_evidence_overrules_a_network_that_saw_no_blur():
     assert infos[0].evidence == 1.0 and infos[0].share == 0.7 and infos[0].sparsity_gain > 1.3
     inner = (..., slice(16, -16), slice(16, -16))
     assert float(((out - sharp)[inner] ** 2).mean()) < 0.2 * float(((net - sharp)[inner] ** 2).mean())
+
+
+def test_classical_halos_and_new_clipping_do_not_pass_the_blend():
+    sharp = torch.full((1, 3, 64, 96), 0.25)
+    sharp[..., 48:] = 0.65
+    blurry = gaussian_blur(sharp, 2.0)
+    net = gaussian_blur(sharp, 1.0)                  # a partial deblur: evidence of blur
+    classical = sharp.clone()
+    classical[..., 44:48] = 0.0                       # ringing to black before the edge
+    classical[..., 48:52] = 1.0                       # and to white after it
+    classical[0, 0, :, 60] = 0.9                      # a red fringe
+    out, infos = blend_classical(blurry, net.clone(), classical)
+    assert infos[0].share > 0.3
+    assert out.min() >= 0.25 - 0.02 - 1e-5 and out.max() <= 0.65 + 0.02 + 1e-5
+    assert not ((out * 255).round() <= 0).any() and not ((out * 255).round() >= 255).any()
