@@ -78,10 +78,10 @@ def predictor(kind: str, weights: "str | None", arch: str, device: torch.device,
         return p
     if refine != "none":
         return None
-    from blurtools.models import ARCHS
+    from blurtools.models import MODELS
 
     torch.manual_seed(0)
-    net = ARCHS[arch]().to(device).eval()
+    net = MODELS[arch].cls().to(device).eval()
     p = Predictor(kind, arch, device, net, getattr(net, "frames", None), amp=amp)
     p.label = f"{arch} (random weights, published configuration)"
     return p

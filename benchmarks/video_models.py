@@ -45,11 +45,11 @@ def bt(*args: str, check: bool = True) -> str:
 
 
 def sizes() -> None:
-    from blurtools.models import ARCHS
+    from blurtools.models import MODELS
 
     print("published configurations (float32):")
     for name in ("jin", "bringing-alive", "niu"):
-        n = sum(p.numel() for p in ARCHS[name]().parameters())
+        n = sum(p.numel() for p in MODELS[name].cls().parameters())
         seed = SEEDS_MB[name]
         print(f"  {name:<15} {n / 1e6:6.2f} M parameters  {n * 4 / 1e6:6.1f} MB" + (f"   (seed: {seed:.0f} MB)" if seed else ""))
 

@@ -19,18 +19,21 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from blurtools.io.sampleset import SampleSetWriter  # noqa: E402
+from blurtools.models.contract import Model  # noqa: E402
 from blurtools.losses.adversarial import wgan_generator_loss, wgan_gp_critic_loss  # noqa: E402
 from blurtools.train.recipe import Recipe, Stage  # noqa: E402
 
 
-class TinyNet(nn.Module):
+class TinyNet(Model):
     """A small residual conv net following the model contract (image kind)."""
 
     kind = "image"
+    frames = None
+    pad_multiple = 1
+    receptive_field = 7
 
     def __init__(self, width: int = 8, depth: int = 2, dropout: float = 0.0, norm: bool = False):
         super().__init__()
-        self.model_args = dict(width=width, depth=depth, dropout=dropout, norm=norm)
         self.head = nn.Conv2d(3, width, 3, padding=1)
         # dropout draws on the global torch RNG (resume must restore it); batch norm keeps running statistics
         # per process (DDP replicas must still end identical)
@@ -43,14 +46,16 @@ class TinyNet(nn.Module):
         return blurry + self.tail(self.body(F.relu(self.head(blurry))))
 
 
-class TinyVideo(nn.Module):
+class TinyVideo(Model):
     """A small conv net producing ``frames`` frames (video kind)."""
 
     kind = "video"
+    frames = 3
+    pad_multiple = 1
+    receptive_field = 5
 
     def __init__(self, width: int = 8, frames: int = 3):
         super().__init__()
-        self.model_args = dict(width=width, frames=frames)
         self.frames = frames
         self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 3 * frames, 3, padding=1))
 
@@ -138,16 +143,23 @@ def make_set(root: "str | Path", samples: int = 6, frames: int = 3, size: int = 
     return Path(root)
 
 
-def install() -> None:
-    """Register the tiny models with the CLI's model lookup (and checkpoint loading)."""
-    import blurtools.cli.train as cli_train
+def install(setitem=None) -> None:
+    """Register the tiny models with the model tables the training engine looks names up in.
 
-    real = cli_train.lookup_model
+    ``setitem`` is pytest's ``monkeypatch.setitem`` (undone after the test); None sets them for good (the
+    process run by the torchrun test).
+    """
+    from blurtools.models import MODELS as REGISTRY
+    from blurtools.models import ModelSpec
+    from blurtools.train.recipes import RECIPES
 
-    def lookup(name):
-        return MODELS[name] if name in MODELS else real(name)
+    def put(table, key, value):
+        table[key] = value
 
-    cli_train.lookup_model = lookup
+    setitem = setitem or put
+    for name, (cls, recipe) in MODELS.items():
+        setitem(REGISTRY, name, ModelSpec(name, cls, recipe=name))
+        setitem(RECIPES, name, recipe)
 
 
 if __name__ == "__main__":

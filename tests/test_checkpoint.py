@@ -15,7 +15,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _train_tiny as tiny  # noqa: E402
 from blurtools.errors import BlurtoolsError  # noqa: E402
+from blurtools.models import ModelSpec, load  # noqa: E402
+from blurtools.models.checkpoints import read_checkpoint  # noqa: E402
 from blurtools.train import checkpoint as C  # noqa: E402
+
+TINY = {name: ModelSpec(name, cls, recipe=None) for name, cls in tiny.ARCHS.items()}
+
+
+def _specs(**classes):
+    return {name: ModelSpec(name, cls, recipe=None) for name, cls in classes.items()}
 
 
 def _weights(tmp_path, model=None, arch="tiny", name="w.pt"):
@@ -30,55 +38,56 @@ def test_weights_roundtrip_plain_dict(tmp_path):
     raw = torch.load(path, weights_only=True)
     assert set(raw) >= {"format", "arch", "model_args", "state_dict", "config", "kind", "frames", "version", "tool"}
     assert raw["tool"] == "blurtools train" and raw["frames"] is None and raw["step"] == 3
-    loaded = C.load_model(path, expect_kind="image", archs=tiny.ARCHS)
-    assert not loaded.training and loaded.checkpoint_meta["metrics"]["val_psnr"] == 30.0
+    loaded = load(path, kind="image", registry=TINY)
+    assert not loaded.module.training and loaded.meta["metrics"]["val_psnr"] == 30.0
+    assert loaded.layout == "blurtools" and loaded.args == model.model_args and loaded.spec.name == "tiny"
     x = torch.rand(1, 3, 9, 11)
-    assert torch.equal(loaded(x), model.eval()(x))
+    assert torch.equal(loaded.module(x), model.eval()(x))
 
 
 def test_video_checkpoint_records_frames(tmp_path):
     path, _ = _weights(tmp_path, tiny.TinyVideo(width=4, frames=5), arch="tiny-video")
-    assert C.read_checkpoint(path)["frames"] == 5
-    assert C.load_model(path, expect_kind="video", archs=tiny.ARCHS).frames == 5
+    assert read_checkpoint(path)["frames"] == 5
+    assert load(path, kind="video", registry=TINY).module.frames == 5
 
 
 def test_wrong_kind_arch_or_shape_is_refused(tmp_path):
     path, _ = _weights(tmp_path)
     with pytest.raises(BlurtoolsError, match="is an image model .*needs a video"):
-        C.load_model(path, expect_kind="video", archs=tiny.ARCHS)
+        load(path, kind="video", registry=TINY)
     with pytest.raises(BlurtoolsError, match="checkpoint of model 'tiny', not 'tiny-video'"):
-        C.load_model(path, expect_arch="tiny-video", archs=tiny.ARCHS)
+        load(path, model="tiny-video", registry=TINY)
     # the same name mapped to another architecture: it cannot be built, or the weights do not fit
     with pytest.raises(BlurtoolsError, match="cannot build tiny"):
-        C.load_model(path, archs={"tiny": tiny.TinyVideo})
+        load(path, registry=_specs(tiny=tiny.TinyVideo))
 
     class Wider(tiny.TinyNet):
         def __init__(self, width=8, depth=2, dropout=0.0, norm=False):
             super().__init__(width * 2, depth, dropout, norm)
 
     with pytest.raises(BlurtoolsError, match="weights do not fit model tiny"):
-        C.load_model(path, archs={"tiny": Wider})
+        load(path, registry=_specs(tiny=Wider))
     with pytest.raises(BlurtoolsError, match="not known"):
-        C.load_model(path, archs={"other": tiny.TinyNet})
+        load(path, registry=_specs(other=tiny.TinyNet))
 
 
 def test_foreign_and_broken_files_are_refused(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(BlurtoolsError, match="junk.pt: not a readable checkpoint"):
-        C.read_checkpoint(tmp_path / "junk.pt")
+        read_checkpoint(tmp_path / "junk.pt")
     torch.save(tiny.TinyNet(), tmp_path / "pickled.pt")  # a pickled module: refused by weights_only
     with pytest.raises(BlurtoolsError, match="pickled.pt: not a readable checkpoint"):
-        C.read_checkpoint(tmp_path / "pickled.pt")
+        read_checkpoint(tmp_path / "pickled.pt")
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(BlurtoolsError, match="not a blurtools checkpoint"):
-        C.read_checkpoint(tmp_path / "other.pt")
+        read_checkpoint(tmp_path / "other.pt")
     with pytest.raises(BlurtoolsError, match="no such checkpoint"):
-        C.read_checkpoint(tmp_path / "missing.pt")
+        read_checkpoint(tmp_path / "missing.pt")
     path, _ = _weights(tmp_path)
     data = path.read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(BlurtoolsError, match="cut.pt: not a readable checkpoint"):
-        C.read_checkpoint(tmp_path / "cut.pt")
+        read_checkpoint(tmp_path / "cut.pt")
 
 
 def test_killed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -97,7 +106,7 @@ def test_killed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", real_save)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["w.pt"]  # no temporary left behind
-    assert C.read_checkpoint(path)["step"] == 3
+    assert read_checkpoint(path)["step"] == 3
 
 
 def test_rng_capture_restore(tmp_path):
@@ -106,7 +115,7 @@ def test_rng_capture_restore(tmp_path):
     C.save_checkpoint(tmp_path / "s.pt", {"format": C.STATE_FORMAT, "arch": "x", "model_args": {}, "state_dict": {},
                                           "kind": "image", "rng": state})
     first = (random.random(), np.random.rand(), torch.rand(3), torch.rand(2, generator=g))
-    C.restore_rng(C.read_checkpoint(tmp_path / "s.pt")["rng"], {"g": g})
+    C.restore_rng(read_checkpoint(tmp_path / "s.pt")["rng"], {"g": g})
     second = (random.random(), np.random.rand(), torch.rand(3), torch.rand(2, generator=g))
     assert first[0] == second[0] and first[1] == second[1]
     assert torch.equal(first[2], second[2]) and torch.equal(first[3], second[3])

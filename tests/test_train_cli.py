@@ -28,10 +28,7 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def tiny_models(monkeypatch):
-    import blurtools.cli.train as cli_train
-
-    real = cli_train.lookup_model
-    monkeypatch.setattr(cli_train, "lookup_model", lambda name: tiny.MODELS[name] if name in tiny.MODELS else real(name))
+    tiny.install(monkeypatch.setitem)
 
 
 def run(*args):

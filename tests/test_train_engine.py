@@ -89,6 +89,22 @@ def test_resume_after_a_kill_between_checkpoints_drops_the_lost_log_lines(datase
     assert _losses(tmp_path / "part") == _losses(tmp_path / "full")
 
 
+def test_resume_from_python_keeps_the_runs_configuration(dataset, tmp_path, monkeypatch):
+    """train(resume=True) applies the same policy as `blurtools train --resume`: the run keeps its stored
+    configuration; values the caller left at their defaults do not replace it, changed ones are refused."""
+    tiny.install(monkeypatch.setitem)  # train() looks the model up by name
+    run = tmp_path / "run"
+    train(_cfg(dataset, run, stop_at=4, grad_clip=1.0))
+    again = TrainConfig(model="tiny", data=str(dataset), out=str(run), steps=12, device="cpu")
+    with pytest.raises(UsageError, match="patch is 12 in this run, not 16"):
+        train(TrainConfig(model="tiny", data=str(dataset), out=str(run), patch=16), resume=True)
+    result = train(again, resume=True)
+    assert result.finished and result.step == 12
+    used = result.config
+    assert (used.batch, used.patch, used.lr, used.grad_clip, used.model_args) == (2, 12, 1e-3, 1.0, {"width": 6, "depth": 1})
+    assert read_checkpoint(run / "weights.pt")["config"] == used.to_dict()
+
+
 def test_stages_freeze_what_they_do_not_train(dataset, tmp_path):
     run = tmp_path / "run"
     train(_cfg(dataset, run, model="tiny-staged", steps=10, stop_at=4), tiny.TinyNet, tiny.STAGED)

@@ -6,6 +6,7 @@ has ``COMMAND_NAME`` and ``command``.
 
 COMMAND_MODULES = [
     "score",
+    "report",
     "pack_h5",
     "train",
     "blur_synth",

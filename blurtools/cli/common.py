@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import os
 import sys
 import traceback
-from typing import Any, Callable, Iterator, Optional
+import typing
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import typer
 
 from blurtools.errors import BlurtoolsError, UsageError
+from blurtools.request import Described, describe_default, described_fields
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -25,6 +28,17 @@ QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bars or log
 DebugOption = typer.Option(False, "--debug", help="Show the full traceback on failure.")
 SeedOption = typer.Option(0, "--seed", help="Seed for every random choice (repeatable runs).")
 ShardOption = typer.Option(None, "--shard", metavar="I/N", help="Process only shard I of N (0-based), to split work across machines.")
+JsonOption = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
+
+# The options several commands share, by the parameter name a command receives them under.
+SHARED: Dict[str, Tuple[Any, Any]] = {
+    "device": (str, DeviceOption),
+    "seed": (int, SeedOption),
+    "shard": (Optional[str], ShardOption),
+    "json_out": (bool, JsonOption),
+    "quiet": (bool, QuietOption),
+    "debug": (bool, DebugOption),
+}
 
 
 def parse_shard(text: Optional[str]) -> "Optional[tuple[int, int]]":
@@ -144,3 +158,100 @@ def run_standalone(command: Callable[..., Any], name: str) -> None:
                       context_settings={"help_option_names": ["-h", "--help"]})
     app.command(name=name)(command)
     app(prog_name=name)
+
+
+# ------------------------------------------------------------------ options derived from request objects
+
+def option_help(field: Described, layered: bool = False) -> str:
+    """The help of a request field: its own text, the accepted names when it lists them, and (for a layered
+    command, whose flags default to "not given") the default the request fills in."""
+    text = field.info.help
+    if field.info.choices is not None:
+        text = text.rstrip(".") + ": " + ", ".join(field.info.choices()) + "."
+    if layered and field.info.items is None and field.default not in (None, ""):
+        text = text.rstrip(".") + f" (default {describe_default(field.default)})."
+    return text
+
+
+def cli_type(field: Described, layered: bool = False) -> Any:
+    """The Python type typer parses the field's flag as."""
+    if field.info.items is not None:
+        return Optional[List[str]]
+    return Optional[field.kind] if (layered or field.optional) else field.kind
+
+
+def typer_option(field: Described, layered: bool = False) -> Any:
+    """The typer.Option of one request field (flag, short flag, metavar, help, default)."""
+    if field.info.shared is not None:
+        return SHARED[field.info.shared][1]
+    flag = field.flag + (f"/--no-{field.flag[2:]}" if field.info.negatable else "")
+    names = [flag] + ([field.info.short] if field.info.short else [])
+    default = None if (layered or field.info.items is not None) else field.default
+    return typer.Option(default, *names, help=option_help(field, layered), metavar=field.info.metavar,
+                        hidden=field.info.hidden, show_default=not layered)
+
+
+def cli_fields(cls: type) -> List[Described]:
+    """The fields of request ``cls`` that have a flag."""
+    return [f for f in described_fields(cls) if f.info.cli]
+
+
+def request_parameters(cls: type, layered: bool = False) -> List[inspect.Parameter]:
+    """One keyword parameter per flagged field of request ``cls``, in declaration order."""
+    return [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=typer_option(f, layered),
+                              annotation=SHARED[f.info.shared][0] if f.info.shared else cli_type(f, layered))
+            for f in cli_fields(cls)]
+
+
+def given_flags(cls: type, values: Dict[str, Any]) -> Dict[str, Any]:
+    """The flags of a layered command that were given (not None), repeatable ones parsed into their value."""
+    out = {}
+    for f in cli_fields(cls):
+        value = values.get(f.name)
+        if value is None or (f.info.items is not None and not value):
+            continue
+        out[f.name] = f.info.items(list(value), f.flag) if f.info.items is not None else value
+    return out
+
+
+def with_request(cls: Optional[type] = None, *, name: str = "request", layered: bool = False,
+                 shared: Sequence[str] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the flags of request ``cls`` and the shared options ``shared`` (names of SHARED).
+
+    In ``--help`` the command's own positional-or-keyword parameters (its arguments, and options such as
+    ``-o`` that lead) come first, then one flag per field of ``cls``, then its own keyword-only options
+    (those after ``*``), then the shared options. The command receives ``name=`` the
+    request built from the flags (``cls(**values)``; with ``layered``: the dict of the flags that were given,
+    for a command that layers them over a file) and each shared option under its own name.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        hints = typing.get_type_hints(func)
+        own = [p.replace(annotation=hints.get(p.name, p.annotation))
+               for p in inspect.signature(func).parameters.values() if p.name != name and p.name not in shared]
+        lead = [p for p in own if p.kind is not p.KEYWORD_ONLY]
+        tail = [p for p in own if p.kind is p.KEYWORD_ONLY]
+        fields = request_parameters(cls, layered) if cls is not None else []
+        extra = [inspect.Parameter(s, inspect.Parameter.KEYWORD_ONLY, default=SHARED[s][1], annotation=SHARED[s][0])
+                 for s in shared]
+        params = lead + fields + tail + extra
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            if cls is not None:
+                values = {p.name: kwargs.pop(p.name) for p in fields}
+                if layered:
+                    kwargs[name] = given_flags(cls, values)
+                else:
+                    for f in cli_fields(cls):
+                        if f.info.items is not None:
+                            values[f.name] = f.info.items(list(values[f.name] or []), f.flag)
+                    kwargs[name] = cls(**values)
+            return func(**kwargs)
+
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.request_class, wrapper.request_layered = cls, layered  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate

@@ -11,7 +11,7 @@ from blurtools.cli.common import (DebugOption, DeviceOption, QuietOption, ShardO
                                   progress, run_standalone, setup_logging)
 from blurtools.cli.deblur import (AmpOption, BatchOption, CrfOption, DeconvOption, JsonOption, KeepGoingOption, KernelMethodOption,
                                   KernelOption, KernelSizeOption, ModelOption, OverlapOption, SkipOption, TileOption,
-                                  WeightsOption, build_predictor, finish, resolve_runtime)
+                                  build_predictor, check_tile, finish, resolve_runtime)
 
 COMMAND_NAME = "extract-video"
 
@@ -27,13 +27,13 @@ def command(
     sheet: Optional[Path] = typer.Option(None, "--sheet", help="Also write a contact sheet: each blurry input beside its frames (PNG)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="gif, mp4, webp or png (a frame folder) for each input in the folder -o (default: from -o's extension; gif for many inputs)."),
     model: str = ModelOption,
-    weights: Optional[Path] = WeightsOption,
+    weights: Optional[List[Path]] = typer.Option(None, "--weights", help="A checkpoint written by `blurtools train`, or an authors' published checkpoint (detected from its contents); Jin et al.'s released cascade as the folder holding its four files, or the four files (--weights A --weights B ...)."),
     kernel: Optional[Path] = KernelOption,
     kernel_size: int = KernelSizeOption,
     kernel_method: str = KernelMethodOption,
     deconv: str = DeconvOption,
     crf: str = CrfOption,
-    refine: str = typer.Option("classical", "--refine", help="Networks: classical (sharpen every frame with the default deblur, network and classical; a still video where that deblur finds no evidence of blur) or none (the video network alone)."),
+    refine: Optional[str] = typer.Option(None, "--refine", help="Networks: classical (sharpen every frame with the default deblur, network and classical; a still video where that deblur finds no evidence of blur) or none (the video network alone). Default: classical with blurtools' weights, none with an authors' published checkpoint."),
     tile: Optional[int] = TileOption,
     overlap: int = OverlapOption,
     batch: Optional[int] = BatchOption,
@@ -72,14 +72,15 @@ def command(
     part = parse_shard(shard)
     jobs, folder_mode = plan_extract(inputs, output, fmt.lower() if fmt else None)
     jobs = shard_jobs(jobs, part)
-    predictor = build_predictor("video", model, weights, kernel, kernel_size, kernel_method, deconv, dev, amp, crf,
-                                refine if model != "classical" and kernel is None else "none")
+    predictor = build_predictor("video", model, weights or None, kernel, kernel_size, kernel_method, deconv, dev, amp,
+                                crf, refine if model != "classical" and kernel is None else "none")
+    tile = check_tile(predictor.default_tile() if tile is None else tile, overlap)
     options: Dict[str, Any] = {"inputs": [str(i) for i in inputs], "output": str(output), "format": fmt,
                                "frames": frames, "fps": fps, "loop": loop, "boomerang": boomerang,
                                "sheet": str(sheet) if sheet else None, "model": predictor.provenance["model"],
-                               "weights": str(weights) if weights else None, "kernel": str(kernel) if kernel else None,
+                               "weights": [str(w) for w in weights] if weights else None, "kernel": str(kernel) if kernel else None,
                                "tile": tile, "overlap": overlap, "batch": batch, "device": str(dev), "amp": amp,
-                               "shard": shard, "refine": refine if "refine" in predictor.provenance else "none", "crf": crf}
+                               "shard": shard, "refine": "classical" if "refine" in predictor.provenance else "none", "crf": crf}
     record = {"tool": "blurtools extract-video", "version": __version__, "options": options, "model": predictor.provenance}
     opts = ExtractOptions(tile=tile, overlap=overlap, batch=batch, skip_existing=skip_existing, keep_going=keep_going,
                           frames=frames, fps=fps, loop=loop, boomerang=boomerang, sheet_height=192 if sheet else 0)

@@ -9,12 +9,12 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import typer
 
 from blurtools import __version__
-from blurtools.cli.common import DebugOption, DeviceOption, QuietOption, handle_errors, progress, setup_logging
+from blurtools.cli.common import DebugOption, DeviceOption, QuietOption, handle_errors, parse_shard, progress, setup_logging
 from blurtools.errors import BlurtoolsError, UsageError
 
 COMMAND_NAME = "score"
@@ -41,7 +41,7 @@ class SsimWindow(str, Enum):
 
 
 # Wide or free-text columns stay out of the table (they are in the CSV and JSON).
-_TABLE_SKIP = ("width", "height", "homography", "reason")
+_TABLE_SKIP = ("width", "height", "homography", "reason", "frame_psnr")
 
 
 def _fmt(v: Any, key: str) -> str:
@@ -104,8 +104,10 @@ def _write_csv(path: Path, rows: List[Dict[str, Any]], summary: Dict[str, Any], 
 
 @handle_errors
 def command(
-    pred: Path = typer.Argument(..., help="Predictions: an image, a folder of images, or (with --video) sequences."),
-    gt: Path = typer.Argument(..., help="Ground truth: an image, a folder matched by relative path without extension, or a sample set."),
+    paths: List[Path] = typer.Argument(
+        ..., metavar="PRED GT | PIECE...", help="PRED: an image, a folder of images, or (with --video) sequences; "
+        "GT: an image, a folder matched by relative path without extension, or a sample set. With --merge: the "
+        "JSON pieces of a sharded run."),
     ssim_mode: SsimMode = typer.Option(SsimMode.skimage, "--ssim", help="skimage: Wang 2004 as skimage computes it (gaussian, sigma 1.5, population covariance); matlab3d: MATLAB ssim on RGB (the GoPro tables)."),
     y: bool = typer.Option(False, "--y", help="Score the BT.601 Y channel instead of RGB."),
     crop_border: int = typer.Option(0, "--crop-border", min=0, help="Pixels dropped on each side before scoring."),
@@ -135,6 +137,11 @@ def command(
         SsimWindow.window, "--ssim-mask", help="With --align, which pixels the SSIM map is averaged over. window: "
         "those whose whole 11x11 window lies in the valid region, so the empty warp border never counts; centre: "
         "those whose centre does, the images zeroed outside, as RealBlur's evaluate_RealBlur.py does."),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", metavar="I/N", help="Score only piece I of N (from 0; contiguous slices of the matched "
+        "pairs, in one run's order), for a cluster's array job; use with --json and join the pieces with --merge."),
+    merge: bool = typer.Option(False, "--merge", help="Join the JSON pieces of a --shard run (given as the "
+                               "arguments) into the table, --csv or --json one run would give."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images scored together on the device."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Threads decoding and, on the CPU, scoring images, one image per thread (default: the CPU count, at most 8)."),
     device: str = DeviceOption,
@@ -145,45 +152,30 @@ def command(
 
     For real-blur benchmarks, where a result cannot be pixel-aligned with its ground truth, --align scores after the best alignment: --align translation --best-of-gt as the Köhler et al. 2012 benchmark does, --align homography as RealBlur (Rim et al. 2020) does. The aligned image is scored as it is (alpha times the warped prediction, neither rounded nor clamped) over the pixels the warp fills. A pair that cannot be aligned (too different, a shift beyond --max-shift, a correlation below --min-corr) is not scored: its row has status "unaligned", null metrics and the reason, the means cover the other rows, and a warning on standard error lists it.
     """
-    from blurtools.io.pairs import match
-    from blurtools.metrics.folder_scoring import (
-        ScoreOptions,
-        json_safe,
-        score_best_of_gt,
-        score_image_pairs,
-        score_sequence_pairs,
-        summarize,
-    )
-    from blurtools.ops.device import resolve_device
+    from blurtools.metrics.folder_scoring import ScoreOptions, summarize
+    from blurtools.metrics.shards import Shard, merge_pieces, shard_record
 
     setup_logging(quiet)
+    if merge:
+        if shard is not None:
+            raise UsageError("--merge joins pieces; it does not combine with --shard")
+        rows, head = merge_pieces(paths)
+        _emit(rows, summarize(rows), head, csv_path, as_json)
+        return
+    if len(paths) != 2:
+        raise UsageError(f"expected PRED GT (2 paths), got {len(paths)}; to join shard pieces, add --merge")
+    pred, gt = paths
     if video and (align is not None or best_of_gt):
         raise UsageError("--align and --best-of-gt score images; they do not combine with --video")
     if align is not None and ssim_mode != SsimMode.skimage:
         raise UsageError("--align scores SSIM over the valid region in the skimage convention; drop --ssim matlab3d")
-    dev = resolve_device(device)
-    matching = match(pred, gt, video=video, gt_sequences=best_of_gt)
-    if matching.unmatched_pred and not ignore_unmatched:
-        shown = ", ".join(matching.unmatched_pred[:5]) + (" ..." if len(matching.unmatched_pred) > 5 else "")
-        raise BlurtoolsError(f"{pred}: {len(matching.unmatched_pred)} prediction(s) have no ground truth in {gt}: {shown} "
-                             "(--ignore-unmatched scores the rest)")
-    if not matching.pairs:
-        raise BlurtoolsError(f"{pred}: nothing matches the ground truth in {gt}")
-    if matching.unmatched_gt and not quiet:
-        print(f"note: {len(matching.unmatched_gt)} ground-truth item(s) have no prediction "
-              f"(e.g. {matching.unmatched_gt[0]})", file=sys.stderr)
-    metric = None
-    if lpips is not None:
-        from blurtools.metrics.lpips_metric import LpipsMetric
-
-        metric = LpipsMetric(net=lpips.value, device=dev)
+    piece = None if shard is None else Shard(*parse_shard(shard))  # type: ignore[misc]
+    if piece is not None and not as_json:
+        raise UsageError("--shard writes a piece for --merge: add --json (and redirect it to a file)")
     opts = ScoreOptions(ssim_mode=ssim_mode.value, y=y, crop_border=crop_border, batch=batch, workers=workers or min(8, os.cpu_count() or 1),
                         align=align.value if align else None, max_shift=max_shift, min_corr=min_corr,
                         ssim_window=ssim_mask.value)
-    with progress(len(matching.pairs), "scoring", quiet) as bar:
-        scorer = score_sequence_pairs if video else (score_best_of_gt if best_of_gt else score_image_pairs)
-        rows = scorer(matching.pairs, opts, dev, lpips=metric, on_done=bar.advance)
-    summary = summarize(rows)
+    rows, matching, start = _score(pred, gt, opts, video, best_of_gt, ignore_unmatched, lpips, device, quiet, piece)
     options = {"pred": str(pred), "gt": str(gt), "ssim": ssim_mode.value, "y": y, "crop_border": crop_border,
                "lpips": lpips.value if lpips else None, "video": video}
     if align is not None or best_of_gt:
@@ -195,18 +187,61 @@ def command(
         listed = "; ".join(f"{r['name']} ({r['reason']})" for r in failed[:5]) + (" ..." if len(failed) > 5 else "")
         print(f"warning: {len(failed)} of {len(rows)} pair(s) could not be aligned and are not scored (null metrics; "
               f"the means cover the other {len(rows) - len(failed)}): {listed}", file=sys.stderr)
+    head = {"tool": "blurtools score", "version": __version__, "options": options,
+            "unmatched_gt": matching.unmatched_gt, "unmatched_pred": matching.unmatched_pred}
+    if piece is not None:
+        head["shard"] = shard_record(piece, start, rows, len(matching.pairs))
+    _emit(rows, summarize(rows), head, csv_path, as_json)
+
+
+def _score(pred: Path, gt: Path, opts: Any, video: bool, best_of_gt: bool, ignore_unmatched: bool,
+           lpips: Optional[LpipsNet], device: str, quiet: bool, piece: Any) -> Tuple[List[Dict[str, Any]], Any, int]:
+    """Match, select the shard, score: (rows, the matching, position of the first scored pair)."""
+    from blurtools.io.pairs import match
+    from blurtools.metrics.folder_scoring import score_best_of_gt, score_image_pairs, score_sequence_pairs
+    from blurtools.ops.device import resolve_device
+
+    dev = resolve_device(device)
+    matching = match(pred, gt, video=video, gt_sequences=best_of_gt)
+    if matching.unmatched_pred and not ignore_unmatched:
+        shown = ", ".join(matching.unmatched_pred[:5]) + (" ..." if len(matching.unmatched_pred) > 5 else "")
+        raise BlurtoolsError(f"{pred}: {len(matching.unmatched_pred)} prediction(s) have no ground truth in {gt}: {shown} "
+                             "(--ignore-unmatched scores the rest)")
+    if not matching.pairs:
+        raise BlurtoolsError(f"{pred}: nothing matches the ground truth in {gt}")
+    if matching.unmatched_gt and not quiet:
+        print(f"note: {len(matching.unmatched_gt)} ground-truth item(s) have no prediction "
+              f"(e.g. {matching.unmatched_gt[0]})", file=sys.stderr)
+    pairs, start = piece.select(matching.pairs) if piece is not None else (matching.pairs, 0)
+    metric = None
+    if lpips is not None:
+        from blurtools.metrics.lpips_metric import LpipsMetric
+
+        metric = LpipsMetric(net=lpips.value, device=dev)
+    with progress(len(pairs), "scoring", quiet) as bar:
+        scorer = score_sequence_pairs if video else (score_best_of_gt if best_of_gt else score_image_pairs)
+        rows = scorer(pairs, opts, dev, lpips=metric, on_done=bar.advance)
+    return rows, matching, start
+
+
+def _emit(rows: List[Dict[str, Any]], summary: Dict[str, Any], head: Dict[str, Any], csv_path: Optional[Path],
+          as_json: bool) -> None:
+    """Write the CSV, then print JSON (``head`` + summary + items) or the table."""
+    from blurtools.metrics.folder_scoring import json_safe
+
+    options = head["options"]
     if csv_path is not None:
         if csv_path.is_dir():
             raise UsageError(f"--csv {csv_path}: is a folder")
         provenance = f"blurtools {__version__} score " + json.dumps(options, sort_keys=True)
-        _write_csv(csv_path, rows, summary, provenance)
+        if rows:
+            _write_csv(csv_path, rows, summary, provenance)
     if as_json:
-        doc = {"tool": "blurtools score", "version": __version__, "options": options, "summary": summary,
-               "items": rows, "unmatched_gt": matching.unmatched_gt, "unmatched_pred": matching.unmatched_pred}
+        doc = dict(head, summary=summary, items=rows)
         json.dump(json_safe(doc), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
-    else:
-        _print_table(rows, summary, f"{pred} vs {gt}")
+    elif rows:
+        _print_table(rows, summary, f"{options['pred']} vs {options['gt']}")
 
 
 MAN_EXAMPLES = [
@@ -220,6 +255,8 @@ MAN_EXAMPLES = [
      "sharp frame recorded along the trajectory (gt/Blurry1_1/*.png for results/Blurry1_1.png), and the best "
      "frame counts.",
      "blurtools score results/ koehler_gt/ --align translation --best-of-gt --csv koehler.csv"),
+    ("A large benchmark in 8 pieces on a cluster (an array job runs I = 0 ... 7), then one table from the pieces.",
+     "blurtools score results/ gt/ --shard $I/8 --json > piece-$I.json; blurtools score --merge piece-*.json --csv all.csv"),
     ("RealBlur (Rim et al. 2020) tables: intensity match, ECC homography, PSNR and SSIM over the valid overlap, "
      "averaging SSIM over window centres as evaluate_RealBlur.py does.",
      "blurtools score results/ realblur_gt/ --align homography --ssim-mask centre --json > realblur.json"),

@@ -344,13 +344,16 @@ def _fail(outcome: _Outcome, job: Job, exc: BaseException, keep_going: bool) -> 
 
 def deblur_files(predictor: Predictor, jobs: Sequence[Job], opts: InferOptions, record: Dict[str, Any],
                  on_done: Optional[Callable[[Job], None]] = None,
-                 on_window: Optional[Callable[[int, int], None]] = None) -> _Outcome:
+                 on_window: Optional[Callable[[int, int], None]] = None,
+                 on_images: Optional[Callable[[List[Job], torch.Tensor], None]] = None) -> _Outcome:
     """Deblur every job's input into its output; returns the items written, skipped and failed.
 
     ``record`` (tool options and model provenance) goes into every PNG's text chunks. Same-size inputs
     that follow each other share a model call (up to ``opts.batch`` images). With ``keep_going`` a failed
     input is logged and listed and the rest continue; otherwise the first failure stops the run (outputs
-    already written stay, each complete). ``on_window(done, total)`` reports the windows of each image.
+    already written stay, each complete). ``on_window(done, total)`` reports the windows of each image;
+    ``on_images(jobs, images)`` sees each group's inputs (B, C, H, W) before they are deblurred (its
+    failure is the group's failure).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -361,6 +364,8 @@ def deblur_files(predictor: Predictor, jobs: Sequence[Job], opts: InferOptions, 
     def flush(group: List[Tuple[Job, torch.Tensor, int]]) -> None:
         images = torch.stack([g[1] for g in group])
         try:
+            if on_images is not None:
+                on_images([g[0] for g in group], images)
             sharp, _, infos = deblur_with_evidence(predictor, images, opts, on_window=on_window)
         except Exception as exc:
             if _is_oom(exc) or not opts.keep_going:

@@ -23,11 +23,12 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from blurtools import models
 from blurtools.errors import BlurtoolsError, UsageError
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ REFINES = ("classical", "none")
 # the classical half of the default deblur: a general kernel and HQS, both in linear light (blur-synth's and a
 # typical camera's gamma); hqs 2e-3 scored 27.27 dB aligned against 27.16 at 1e-3 on held-out shake <= 20 px
 REFINE_CLASSICAL = {"method": "multiscale", "max_size": 63, "deconv": "hqs", "strength": 2e-3, "crf": "gamma:2.2"}
+# window sides handed to networks are multiples of 16: a size every registered model takes without
+# padding much (each model reflect-pads to its own pad_multiple inside and crops back)
 _DEFAULT_MULTIPLE = 16
 MIN_WINDOW = 32       # models reflect-pad internally to their multiple, which needs some pixels to reflect
 
@@ -82,6 +85,8 @@ class Predictor:
         refine: networks only: what :mod:`blurtools.infer.refine` blends into the network's result (image:
             the classical predictor; video: the default deblur predictor), or None.
         provenance: what to record in outputs (model, weights file and digest, arch, model_args...).
+        context: networks: the overlap windows need to reproduce the whole-image result closely (an
+            authors' network's finite receptive field), 0 otherwise.
     """
 
     kind: str
@@ -94,10 +99,19 @@ class Predictor:
     classical: Dict[str, Any] = field(default_factory=dict)
     refine: Optional["Predictor"] = None
     provenance: Dict[str, Any] = field(default_factory=dict)
+    context: int = 0
 
     @property
     def is_classical(self) -> bool:
         return self.model is None
+
+    def default_tile(self) -> int:
+        """The window side when the user gives none: 0 (whole images) for a network whose every output
+        pixel depends on the whole input (``receptive_field`` None: instance norm, image-wide pooling), so
+        that it computes exactly its own function; else 1024 on a GPU, 512 on the CPU."""
+        if self.model is not None and self.model.receptive_field is None:
+            return 0
+        return 1024 if self.device.type == "cuda" else 512
 
     def _autocast(self) -> Any:
         if self.amp and self.device.type == "cuda":
@@ -117,7 +131,7 @@ class Predictor:
             ``(fn, min_overlap)``: ``fn`` maps windows (b, 3, h, w) on ``self.device`` (b a multiple of B,
             window-major: the B images of window 0, then of window 1...) to (b, 3, h, w) or
             (b, N, 3, h, w) float; ``min_overlap`` is the overlap below which windows would show seams
-            (the classical deconvolution needs a few kernel lengths; learned models report 0).
+            (the classical deconvolution needs a few kernel lengths; learned models report ``context``).
         """
         if images.dim() != 4 or images.shape[1] != 3:
             raise UsageError(f"prepare: expected images (B, 3, H, W), got {tuple(images.shape)}")
@@ -136,7 +150,7 @@ class Predictor:
                     y = model(x)
             return y.float()
 
-        return fn, 0
+        return fn, self.context
 
     def _prepare_classical(self, images: torch.Tensor, frames: Optional[int]
                            ) -> Tuple[Callable[[torch.Tensor], torch.Tensor], int]:
@@ -171,20 +185,49 @@ class Predictor:
         return fn, 8 * int(k.shape[-1])
 
 
-def _load_network(kind: str, path: Path, device: torch.device, origin: str) -> Tuple[torch.nn.Module, Dict[str, Any]]:
-    from blurtools.train.checkpoint import load_model
-
-    model = load_model(path, expect_kind=kind, map_location=device)
-    meta = dict(getattr(model, "checkpoint_meta", {}) or {})
+def _load_network(kind: str, path: Path, device: torch.device, origin: str, arch: Optional[str] = None
+                  ) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    loaded = models.load(path, device=device, model=arch, kind=kind)
+    meta = loaded.meta
     prov = {"model": origin, "weights": str(path), "weights_sha256": file_sha256(path), "arch": meta.get("arch"),
-            "model_args": dict(getattr(model, "model_args", {}) or {}), "trained_steps": meta.get("step"),
+            "model_args": dict(loaded.args), "trained_steps": meta.get("step"),
             "trained_with": meta.get("version")}
+    if loaded.layout != models.registry.BLURTOOLS_LAYOUT:
+        prov["layout"] = loaded.layout
     if kind == "video":
-        prov["frames"] = int(model.frames)
-    return model, prov
+        prov["frames"] = int(loaded.module.frames)
+    return loaded.module, prov
 
 
-def load_predictor(kind: str, model: str = "default", weights: "str | Path | None" = None,
+def _load_weights(kind: str, paths: List[Path], device: torch.device, arch: Optional[str] = None
+                  ) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """The network of ``--weights``: one checkpoint file (of architecture ``arch`` when given), or (video)
+    Jin et al.'s released cascade, given as the folder holding its four files or the four files themselves."""
+    from blurtools.models.files import read_weights_file
+    from blurtools.models.jin2018_release import load_cascade, release_part
+
+    single = paths[0] if len(paths) == 1 and not paths[0].is_dir() else None
+    if kind == "image" and single is None:
+        raise UsageError(f"{paths[0] if len(paths) == 1 else ' '.join(map(str, paths))}: deblur takes one "
+                         "checkpoint file (--weights FILE)")
+    if single is not None:
+        try:
+            return _load_network(kind, single, device, "weights", arch)
+        except BlurtoolsError:
+            if kind == "video" and release_part(read_weights_file(single)) is not None:
+                load_cascade([single])        # says which of the four files are missing
+            raise
+    if arch not in (None, "jin2018"):
+        raise UsageError(f"--model {arch}: a folder or several --weights files hold Jin et al.'s cascade (jin2018)")
+    cascade, files = load_cascade(paths)
+    prov = {"model": "weights", "weights": [str(files[p]) for p in files], "arch": "jin2018",
+            "weights_sha256": [file_sha256(files[p]) for p in files], "model_args": dict(cascade.model_args),
+            "trained_steps": None, "trained_with": None, "layout": "jin2018-release", "frames": int(cascade.frames)}
+    return cascade.to(device), prov
+
+
+def load_predictor(kind: str, model: str = "default",
+                   weights: "str | Path | Sequence[str | Path] | None" = None,
                    device: "str | torch.device" = "cpu", kernel: Optional[torch.Tensor] = None,
                    kernel_path: Optional[str] = None, method: str = "linear", max_size: int = 63,
                    deconv: str = "hqs", strength: Optional[float] = None, crf: Optional[str] = None,
@@ -194,14 +237,17 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
     Args:
         kind: "image" (deblur) or "video" (extract-video); a checkpoint of the other kind is refused.
         model: "default" (the shipped weights of ``kind``) or "classical" (no weights).
-        weights: a checkpoint written by ``blurtools train`` (weights.pt, best.pt or last.pt); overrides
-            the default; contradicts ``model="classical"``.
+        weights: a checkpoint written by ``blurtools train`` (weights.pt, best.pt or last.pt) or an authors'
+            published file of a registered layout (detected from its contents); video: also Jin et al.'s
+            released cascade, as the folder holding its four files or a list of the four. Overrides the
+            default; contradicts ``model="classical"``.
         device: a torch device or ``auto|cpu|cuda|cuda:N``.
         kernel: classical only: a (kh, kw) kernel for non-blind deconvolution (``kernel_path`` names its
             file for the record). Implies the classical method; contradicts ``weights``.
         method, max_size, deconv, strength, crf: classical options (see :mod:`blurtools.infer.classical`).
         amp: bfloat16 autocast for learned models on CUDA.
-        refine: networks only; ``"classical"`` (the default) or ``"none"`` (the network's result as it is).
+        refine: networks only; ``"classical"`` or ``"none"`` (the network's result as it is); None: classical
+            for blurtools' own weights, none for an authors' published checkpoint (its network alone).
             Image: blend the classical deconvolution (``REFINE_CLASSICAL``'s options) into the network's
             result where the network or the deconvolution finds evidence of blur. Video: sharpen every frame
             with the default deblur's result (network and classical), and hold the video still where that
@@ -213,11 +259,16 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
     """
     if kind not in DEFAULT_WEIGHTS:
         raise UsageError(f"load_predictor: kind must be 'image' or 'video', got {kind!r}")
-    refine = refine or "classical"
-    if refine not in REFINES:
+    if refine is not None and refine not in REFINES:
         raise UsageError(f"--refine {refine}: choose one of {', '.join(REFINES)}")
+    arch = None
     if model not in MODELS:
-        raise UsageError(f"--model {model}: choose one of {', '.join(MODELS)} (or give --weights PATH)")
+        if model not in models.MODELS:
+            raise UsageError(f"--model {model}: choose one of {', '.join(MODELS)}, or with --weights one of the "
+                             f"registered architectures ({', '.join(models.MODELS)})")
+        if weights is None:
+            raise UsageError(f"--model {model} names the architecture of --weights FILE; give the weights")
+        model, arch = "default", model
     if isinstance(device, str):
         from blurtools.ops.device import resolve_device
 
@@ -247,23 +298,27 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
         return Predictor(kind, "classical", device, None, CLASSICAL_FRAMES if kind == "video" else None,
                          multiple=8, classical=opts, provenance=prov)
     if weights is not None:
-        path, origin = Path(weights), "weights"
-        if path.is_dir():
-            raise BlurtoolsError(f"{path}: is a folder; give the checkpoint file (e.g. {path}/weights.pt)")
+        paths = [Path(w) for w in ([weights] if isinstance(weights, (str, Path)) else weights)]
+        if not paths:
+            raise UsageError("--weights: give a checkpoint file")
+        if kind == "image" and len(paths) == 1 and paths[0].is_dir():
+            raise BlurtoolsError(f"{paths[0]}: is a folder; give the checkpoint file (e.g. {paths[0]}/weights.pt)")
+        net, prov = _load_weights(kind, paths, device, arch)
     else:
-        path, origin = default_weights_path(kind), "default"
+        path = default_weights_path(kind)
         if not path.is_file():
             raise BlurtoolsError(f"{path}: the default {COMMANDS[kind]} weights are missing from this installation; "
                                  "give a checkpoint with --weights PATH (from `blurtools train`) or use "
                                  "--model classical")
-    net, prov = _load_network(kind, path, device, origin)
+        net, prov = _load_network(kind, path, device, "default")
+    if refine is None:          # a published network's output is that network's alone unless asked otherwise
+        refine = "none" if "layout" in prov else "classical"
     if amp and device.type != "cuda":
         log.warning("--amp only applies on CUDA; running in float32 on %s", device)
     if device.type == "cuda":
         # every window has the same size, so cuDNN's autotuning pays off after the first one
         torch.backends.cudnn.benchmark = True
     prov["amp"] = bool(amp and device.type == "cuda")
-    multiple = int(getattr(net, "size_multiple", _DEFAULT_MULTIPLE) or _DEFAULT_MULTIPLE)
     refiner = None
     if kind == "image" and refine == "classical":
         refiner = load_predictor("image", model="classical", device=device, **REFINE_CLASSICAL)
@@ -277,5 +332,17 @@ def load_predictor(kind: str, model: str = "default", weights: "str | Path | Non
             prov["refine"] = {"method": method, **refiner.provenance}
         else:
             log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
-    return Predictor(kind, prov["arch"] or "model", device, net, getattr(net, "frames", None) if kind == "video" else None,
-                     multiple=multiple, amp=bool(amp), refine=refiner, provenance=prov)
+    # an authors' network sees windows as they are and pads them itself the way its authors do (NAFNet
+    # with zeros), with windows overlapping by its receptive field; another network that sees the whole
+    # image (receptive_field None) gets windows padded only to its own multiple: any more padding would
+    # change the statistics it computes over the image
+    published = "layout" in prov
+    if published:
+        multiple = 1
+    elif net.receptive_field is None:
+        multiple = int(net.pad_multiple)
+    else:
+        multiple = _DEFAULT_MULTIPLE
+    return Predictor(kind, prov["arch"] or "model", device, net, net.frames if kind == "video" else None,
+                     multiple=multiple, amp=bool(amp), refine=refiner, provenance=prov,
+                     context=int(net.receptive_field) if published and net.receptive_field is not None else 0)

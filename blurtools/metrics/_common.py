@@ -56,6 +56,16 @@ def to_scale(x: torch.Tensor, data_range: float, quantize: bool) -> torch.Tensor
     return x * float(data_range)
 
 
+def quantized_float32(x: torch.Tensor, data_range: float) -> torch.Tensor:
+    """[0, 1] float -> float32 holding the integers round(clamp(x, 0, 1) * data_range) exactly.
+
+    The same integers as :func:`to_scale` with quantize (for data_range <= 2^24, which every bit depth
+    up to 16 is: a float32 k/255 or k/65535 times the peak lands within 1e-2 of k), in half the memory
+    and passes of float64. For metrics whose arithmetic is exact on integers or done in float32 anyway.
+    """
+    return x.to(torch.float32).clamp(0.0, 1.0).mul_(float(data_range)).round_()
+
+
 def crop(x: torch.Tensor, border: int) -> torch.Tensor:
     """Drop ``border`` pixels on every side of (…, H, W)."""
     if border < 0:

@@ -336,14 +336,14 @@ def score_sequence_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torc
         row.update(middle_psnr=s.middle_psnr, middle_ssim=s.middle_ssim)
         if lpips is not None:
             row["middle_lpips"] = s.middle_lpips
-        row.update(width=int(pred.shape[-1]), height=int(pred.shape[-2]))
+        row.update(width=int(pred.shape[-1]), height=int(pred.shape[-2]), frame_psnr=list(s.frame_psnr))
         rows.append(row)
         if on_done:
             on_done(1)
     return rows
 
 
-NUMERIC_SKIP = ("width", "height", "frames", "gt_frame", "gt_frames", "dx", "dy", "alpha")
+NUMERIC_SKIP = ("width", "height", "frame_psnr", "frames", "gt_frame", "gt_frames", "dx", "dy", "alpha")
 
 
 def summarize(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:

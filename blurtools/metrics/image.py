@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from blurtools.errors import UsageError
-from blurtools.metrics._common import check_pair, crop, prepare, resolve_quantize, to_scale
+from blurtools.metrics._common import check_pair, crop, prepare, quantized_float32, resolve_quantize, to_scale
+from blurtools.metrics.bands import psnr_ssim_bands
 from blurtools.metrics.lpips_metric import LpipsMetric
 from blurtools.metrics.psnr import psnr_prepared
 from blurtools.metrics.ssim import SSIM_MODES, ssim_prepared
@@ -41,10 +42,23 @@ def compute_image_metrics(
     """
     if ssim_mode not in SSIM_MODES:
         raise UsageError(f"ssim: unknown mode {ssim_mode!r}; choose one of {', '.join(SSIM_MODES)}")
-    # Scale, quantize, crop (and take luma) once for both metrics: on the CPU this is a fifth of the work.
-    p, g = prepare(pred, gt, data_range=data_range, quantize=quantize, crop_border=crop_border,
-                   y_channel=y_channel, what="psnr/ssim")
-    out = {"psnr": psnr_prepared(p, g, data_range), "ssim": ssim_prepared(p, g, data_range, ssim_mode)}
+    if ssim_mode == "skimage" and not y_channel and resolve_quantize(data_range, quantize):
+        # Integer images (the common case): float32 holds them exactly, PSNR sums their squared error in
+        # float64 and SSIM's moments are float32 anyway, so no float64 copy of the images is needed.
+        check_pair(pred, gt, "psnr/ssim")
+        p = crop(quantized_float32(pred, data_range), crop_border)
+        g = crop(quantized_float32(gt, data_range), crop_border)
+        ps, ss = psnr_ssim_bands(p, g, data_range)
+        out = {"psnr": ps, "ssim": ss}
+    else:
+        # Scale, quantize, crop (and take luma) once for both metrics.
+        p, g = prepare(pred, gt, data_range=data_range, quantize=quantize, crop_border=crop_border,
+                       y_channel=y_channel, what="psnr/ssim")
+        if ssim_mode == "skimage":
+            ps, ss = psnr_ssim_bands(p, g, data_range)
+            out = {"psnr": ps, "ssim": ss}
+        else:
+            out = {"psnr": psnr_prepared(p, g, data_range), "ssim": ssim_prepared(p, g, data_range, ssim_mode)}
     if lpips is not None:
         check_pair(pred, gt, "lpips")
         q = resolve_quantize(data_range, quantize)

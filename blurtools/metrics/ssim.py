@@ -17,6 +17,8 @@ integer arrays.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -29,59 +31,64 @@ _K1 = 0.01
 _K2 = 0.03
 _SIGMA = 1.5
 # skimage: r = int(truncate * sigma + 0.5) with truncate 3.5; MATLAB: ceil(3 * sigma). Both give 5.
-_RADIUS = 5
+RADIUS = 5
 
 
 def gaussian_window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """The normalised 11-tap Gaussian (sigma 1.5), computed as scipy.ndimage does."""
-    x = torch.arange(-_RADIUS, _RADIUS + 1, dtype=torch.float64)
+    x = torch.arange(-RADIUS, RADIUS + 1, dtype=torch.float64)
     phi = torch.exp(-0.5 / (_SIGMA * _SIGMA) * x * x)
     return (phi / phi.sum()).to(dtype=dtype, device=device)
 
 
-def _filter_hw(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Separable 'valid' correlation of every (H, W) plane of x (..., H, W) with k (11,).
+def filter_hw(x: torch.Tensor, k: torch.Tensor, acc: Optional[torch.Tensor] = None,
+              out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Separable 'valid' correlation of every (H, W) plane of x (..., H, W) with k (n,) -> (..., H-n+1, W-n+1).
 
-    Written as 11 shifted multiply-adds per axis: on the CPU, float64 conv2d falls back to a slow path,
-    while these element-wise passes run ~5x faster with identical results (to rounding, ~1e-16).
+    Written as n shifted multiply-adds per axis: on the CPU, conv2d (float32 or float64) is several times
+    slower for a single-channel 11-tap filter, while these element-wise passes give identical results
+    (to rounding, ~1e-16 relative). ``acc`` (..., H-n+1, W) and ``out`` are optional preallocated
+    buffers of x's dtype for the intermediate and the result.
     """
     n = k.numel()
     h, w = x.shape[-2:]
     taps = [float(v) for v in k]
     hv, wv = h - n + 1, w - n + 1
-    acc = x[..., 0:hv, :] * taps[0]
+    acc = torch.mul(x[..., 0:hv, :], taps[0], out=acc)
     for i in range(1, n):
         acc.add_(x[..., i:i + hv, :], alpha=taps[i])
-    out = acc[..., 0:wv] * taps[0]
+    out = torch.mul(acc[..., 0:wv], taps[0], out=out)
     for i in range(1, n):
         out.add_(acc[..., i:i + wv], alpha=taps[i])
     return out
+
+
+def ssim_constants(data_range: float) -> tuple[float, float]:
+    """(C1, C2) = ((0.01 L)^2, (0.03 L)^2) for the peak L = data_range."""
+    return (_K1 * float(data_range)) ** 2, (_K2 * float(data_range)) ** 2
 
 
 def _channel_matrix(c: int, k: torch.Tensor) -> torch.Tensor:
     """(C, C) matrix M with M @ v = the 11-tap filter along the channel axis under replicate padding."""
     m = torch.zeros(c, c, dtype=k.dtype, device=k.device)
     for i in range(c):
-        for t in range(-_RADIUS, _RADIUS + 1):
+        for t in range(-RADIUS, RADIUS + 1):
             j = min(max(i + t, 0), c - 1)
-            m[i, j] += k[t + _RADIUS]
+            m[i, j] += k[t + RADIUS]
     return m
 
 
-def _ssim_map(p: torch.Tensor, g: torch.Tensor, data_range: float, mode: str) -> torch.Tensor:
-    """SSIM map (B, C, H', W') of float64 p, g on [0, data_range]; H' = H - 10 for skimage.
+def _ssim_map_3d(p: torch.Tensor, g: torch.Tensor, data_range: float) -> torch.Tensor:
+    """SSIM map (B, C, H, W) of float64 p, g on [0, data_range] in the matlab3d convention.
 
     The moments are filtered in float32 on images centred on data_range / 2 (variances and covariance are
     shift-invariant, and centring keeps the squares small, so float32 loses nothing that matters: the mean
-    SSIM stays within ~1e-8 of skimage's float64): several times faster on the CPU than float64.
+    SSIM stays within ~1e-8 of float64): several times faster on the CPU than float64.
     """
     k = gaussian_window(torch.float32, p.device)
     offset = 0.5 * float(data_range)
-    c1 = (_K1 * float(data_range)) ** 2
-    c2 = (_K2 * float(data_range)) ** 2
-    if mode == "matlab3d":
-        return _combine(_moments_3d(p, g, k, offset), offset, c1, c2).double()
-    return _combine(_filter_hw(_moment_stack(p, g, offset), k), offset, c1, c2).double()
+    c1, c2 = ssim_constants(data_range)
+    return combine_moments(_moments_3d(p, g, k, offset), offset, c1, c2).double()
 
 
 def _moment_stack(p: torch.Tensor, g: torch.Tensor, offset: float) -> torch.Tensor:
@@ -92,12 +99,12 @@ def _moment_stack(p: torch.Tensor, g: torch.Tensor, offset: float) -> torch.Tens
 def _moments_3d(p: torch.Tensor, g: torch.Tensor, k: torch.Tensor, offset: float) -> torch.Tensor:
     stack = _moment_stack(p, g, offset)
     n, b, c, h, w = stack.shape
-    stack = F.pad(stack.reshape(n * b * c, 1, h, w), (_RADIUS,) * 4, mode="replicate")
-    stack = _filter_hw(stack, k).reshape(n, b, c, h, w)
+    stack = F.pad(stack.reshape(n * b * c, 1, h, w), (RADIUS,) * 4, mode="replicate")
+    stack = filter_hw(stack, k).reshape(n, b, c, h, w)
     return torch.einsum("ij,nbjhw->nbihw", _channel_matrix(c, k), stack)
 
 
-def _combine(stack: torch.Tensor, offset: float, c1: float, c2: float) -> torch.Tensor:
+def combine_moments(stack: torch.Tensor, offset: float, c1: float, c2: float) -> torch.Tensor:
     mx, my, uxx, uyy, uxy = stack.unbind(0)
     vx = uxx - mx * mx
     vy = uyy - my * my
@@ -150,11 +157,12 @@ def ssim(
 
 
 def ssim_prepared(p: torch.Tensor, g: torch.Tensor, data_range: float, mode: str) -> torch.Tensor:
-    """SSIM of images already scaled by :func:`blurtools.metrics._common.prepare`; (B,) float64."""
-    h, w = p.shape[-2:]
-    if mode == "skimage" and min(h, w) < 2 * _RADIUS + 1:
-        raise UsageError(
-            f"ssim: a {h}x{w} image (after crop_border) is smaller than the 11x11 window of "
-            "skimage mode; use mode='matlab3d' or larger images"
-        )
-    return _ssim_map(p, g, data_range, mode).flatten(1).mean(dim=1)
+    """SSIM of images already scaled by :func:`blurtools.metrics._common.prepare`; (B,) float64.
+
+    The skimage convention runs band by band (:mod:`blurtools.metrics.bands`, the same numbers, faster).
+    """
+    if mode == "skimage":
+        from blurtools.metrics.bands import psnr_ssim_bands  # bands builds on this module's filter
+
+        return psnr_ssim_bands(p, g, data_range, want_psnr=False)[1]
+    return _ssim_map_3d(p, g, data_range).flatten(1).mean(dim=1)

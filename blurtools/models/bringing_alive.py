@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blurtools.errors import BlurtoolsError
+from blurtools.models.contract import Model
 from blurtools.models.convlstm import ConvLSTMCell, State
 from blurtools.models.dm import DenseDeblurModule
 from blurtools.models.jin import pad_to_multiple
@@ -180,7 +181,7 @@ class BlurredImageEncoder(nn.Module):
         return torch.tanh(h), c
 
 
-class BringingAlive(nn.Module):
+class BringingAlive(Model):
     """The full model: forward(blurry (B, 3, H, W) in [0, 1]) -> (B, frames, 3, H, W).
 
     Args:
@@ -196,6 +197,9 @@ class BringingAlive(nn.Module):
     """
 
     kind = "video"
+    frames = 7
+    pad_multiple = MULTIPLE   # four stride-2 levels
+    receptive_field = None  # measured: every output pixel depends on the whole input
 
     def __init__(self, frames: int = 7, widths: Sequence[int] = (16, 32, 64, 128), hidden: int = 128,
                  kernel: int = 3, bie_widths: Sequence[int] = (32, 64, 64, 128, 128, 256),
@@ -203,8 +207,6 @@ class BringingAlive(nn.Module):
         super().__init__()
         if frames < 1:
             raise BlurtoolsError(f"BringingAlive: frames must be >= 1, got {frames}")
-        self.model_args = dict(frames=frames, widths=list(widths), hidden=hidden, kernel=kernel,
-                               bie_widths=list(bie_widths), dm_args=dict(dm_args) if dm_args else None)
         self.frames = frames
         self.dm = DenseDeblurModule(**(dm_args or {}))
         self.video_encoder = VideoEncoder(widths, hidden, kernel)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blurtools.errors import BlurtoolsError
+from blurtools.models.contract import Model
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -47,7 +48,7 @@ class _ResnetBlock(nn.Module):
         return x + self.block(x)
 
 
-class DeblurGANGenerator(nn.Module):
+class DeblurGANGenerator(Model):
     """DeblurGAN's ResNet generator on blurry RGB + its Laplacian.
 
     Args:
@@ -66,13 +67,15 @@ class DeblurGANGenerator(nn.Module):
     """
 
     kind = "image"
+    frames = None
+    pad_multiple = 4
+    receptive_field = None  # instance norm: every output pixel depends on the whole input
 
     def __init__(self, width: int = 64, n_blocks: int = 9, dropout: float = 0.5, laplacian: bool = True):
         super().__init__()
         if width < 1 or n_blocks < 0 or not 0.0 <= dropout < 1.0:
             raise BlurtoolsError(f"DeblurGANGenerator: need width >= 1, n_blocks >= 0, 0 <= dropout < 1 "
                                  f"(got {width}, {n_blocks}, {dropout})")
-        self.model_args = dict(width=width, n_blocks=n_blocks, dropout=dropout, laplacian=laplacian)
         self.use_laplacian = laplacian
         cin = 4 if laplacian else 3
         w = width
@@ -118,8 +121,6 @@ class DeblurGANCritic(nn.Module):
                                  f"the per-sample gradient penalty), got {norm!r}")
         if width < 1 or n_layers < 1:
             raise BlurtoolsError(f"DeblurGANCritic: need width >= 1 and n_layers >= 1, got {width}, {n_layers}")
-        self.model_args = dict(width=width, n_layers=n_layers, norm=norm)
-
         def normed(c):
             return [nn.InstanceNorm2d(c)] if norm == "instance" else []
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blurtools.errors import BlurtoolsError
+from blurtools.models.contract import Model
 
 
 def _act() -> nn.Module:
@@ -77,7 +78,7 @@ class _UpBlock(nn.Module):
         return self.refine(self.deconv(x) + self.project(skip))
 
 
-class DenseDeblurModule(nn.Module):
+class DenseDeblurModule(Model):
     """The deblurring module of Purohit et al. 2019.
 
     Args:
@@ -100,6 +101,9 @@ class DenseDeblurModule(nn.Module):
     """
 
     kind = "image"
+    frames = None
+    pad_multiple = 8          # 4 * s2d (two stride-2 levels after space-to-depth by s2d)
+    receptive_field = 282  # measured: the gradient support of one output pixel (default architecture)
 
     def __init__(self, width: int = 64, growth: int = 32, rdb_layers: int = 4,
                  blocks: Sequence[int] = (2, 2, 1), bottleneck: int = 1, s2d: int = 2, res_scale: float = 0.2):
@@ -110,8 +114,7 @@ class DenseDeblurModule(nn.Module):
         if min(width, growth, rdb_layers, s2d) < 1 or bottleneck < 0:
             raise BlurtoolsError("DenseDeblurModule: width, growth, rdb_layers and s2d must be >= 1, "
                                  f"bottleneck >= 0 (got {width}, {growth}, {rdb_layers}, {s2d}, {bottleneck})")
-        self.model_args = dict(width=width, growth=growth, rdb_layers=rdb_layers, blocks=list(blocks),
-                               bottleneck=bottleneck, s2d=s2d, res_scale=res_scale)
+        self.pad_multiple = 4 * s2d
         self.s2d = s2d
         c = [width, 2 * width, 4 * width]
         g = [growth, 2 * growth, 2 * growth]

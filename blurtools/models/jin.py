@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blurtools.errors import BlurtoolsError
+from blurtools.models.contract import Model
 
 Dilations = Sequence[Tuple[int, int]]
 
@@ -55,8 +56,11 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> Tuple[torch.Tensor, Tuple
     return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
 
 
-def _per_channel_s2d(img: torch.Tensor, r: int) -> torch.Tensor:
-    # (B, 3, H, W) -> (B*3, r*r, H/r, W/r): colours go through the network one at a time, as in Jin et al.
+def per_channel_s2d(img: torch.Tensor, r: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B*C, r*r, H/r, W/r): each colour through the network on its own, as in Jin et al.
+
+    Channel ``i*r + j`` holds the pixels at offset (i, j) of each r x r cell (``F.pixel_unshuffle``).
+    """
     b, c, h, w = img.shape
     return F.pixel_unshuffle(img.reshape(b * c, 1, h, w), r)
 
@@ -79,7 +83,7 @@ class _ResBlock(nn.Module):
         return x + short + long
 
 
-class _Fuse(nn.Module):
+class FuseBlock(nn.Module):
     """conv1x1(a(x)) + conv3x3(a(x)) down to ``out_ch`` channels (feature fusion / the small tail block)."""
 
     def __init__(self, in_ch: int, out_ch: int):
@@ -99,7 +103,7 @@ class _Trunk(nn.Module):
     def __init__(self, width: int, groups: Sequence[Dilations], out_ch: int):
         super().__init__()
         self.groups = nn.ModuleList(nn.Sequential(*[_ResBlock(width, a, b) for a, b in g]) for g in groups)
-        self.fuse = nn.ModuleList(_Fuse(width, out_ch) for _ in groups)
+        self.fuse = nn.ModuleList(FuseBlock(width, out_ch) for _ in groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         total = None
@@ -150,7 +154,7 @@ class MiddleNet(nn.Module):
     def forward(self, blurry: torch.Tensor) -> torch.Tensor:
         x, (h, w) = pad_to_multiple(blurry, self.factor)
         b = x.shape[0]
-        s = _per_channel_s2d(x, self.factor)
+        s = per_channel_s2d(x, self.factor)
         feat = self.trunk(self.head(s)) + s
         img = F.pixel_shuffle(feat, self.factor).reshape(b, 3, x.shape[-2], x.shape[-1])
         out = self.tail_out(F.relu(self.tail_norm(self.tail_block(self.tail_in(img))))) + x
@@ -171,7 +175,7 @@ class FrameNet(nn.Module):
         self.head_refs = nn.Conv2d(refs * r2, width - width // 2, 5, padding=2, bias=False)
         self.trunk = _Trunk(width, _pair_groups(blocks), r2)
         self.tail_in = nn.Conv2d(3, tail_width, 3, padding=1, bias=False)
-        self.tail_block = _Fuse(tail_width, tail_width)
+        self.tail_block = FuseBlock(tail_width, tail_width)
         self.tail_norm = nn.InstanceNorm2d(tail_width, affine=True)
         self.tail_out = nn.Conv2d(tail_width, 3, 3, padding=1, bias=False)
         _small(self.tail_out)
@@ -181,7 +185,7 @@ class FrameNet(nn.Module):
             raise BlurtoolsError(f"FrameNet: expected {self.refs} reference frames, got {len(refs)}")
         x, (h, w) = pad_to_multiple(torch.cat([blurry, *refs], dim=1), self.factor)
         b = x.shape[0]
-        parts = [_per_channel_s2d(p, self.factor) for p in x.split(3, dim=1)]
+        parts = [per_channel_s2d(p, self.factor) for p in x.split(3, dim=1)]
         feat = torch.cat((self.head_blurry(parts[0]), self.head_refs(torch.cat(parts[1:], dim=1))), dim=1)
         feat = self.trunk(feat) + parts[-1]
         img = F.pixel_shuffle(feat, self.factor).reshape(b, 3, x.shape[-2], x.shape[-1])
@@ -227,7 +231,7 @@ class OuterPair(nn.Module):
         return res[:b], res[b:]
 
 
-class Jin(nn.Module):
+class Jin(Model):
     """The cascade phi_4, phi_3,5, phi_2,6, phi_1,7 (and more pairs for more frames).
 
     Args:
@@ -249,15 +253,15 @@ class Jin(nn.Module):
     """
 
     kind = "video"
+    frames = 7
+    pad_multiple = 20         # space-to-depth by 4 (middle frame) and by 5 (the other frames)
+    receptive_field = None  # instance norm: every output pixel depends on the whole input
 
     def __init__(self, frames: int = 7, middle_width: int = 144, middle_blocks: int = 12, middle_tail: int = 64,
                  pair_width: int = 128, first_pair_blocks: int = 12, pair_blocks: int = 8, pair_tail: int = 32):
         super().__init__()
         if frames < 3 or frames % 2 == 0:
             raise BlurtoolsError(f"Jin: frames must be odd and >= 3, got {frames}")
-        self.model_args = dict(frames=frames, middle_width=middle_width, middle_blocks=middle_blocks,
-                               middle_tail=middle_tail, pair_width=pair_width,
-                               first_pair_blocks=first_pair_blocks, pair_blocks=pair_blocks, pair_tail=pair_tail)
         self.frames = frames
         self.middle = MiddleNet(middle_width, middle_blocks, 4, middle_tail)
         self.pair1 = FirstPair(pair_width, first_pair_blocks, 5, pair_tail)

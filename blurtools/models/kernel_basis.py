@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blurtools.errors import BlurtoolsError
+from blurtools.models.contract import Model
 from blurtools.losses.reblur import KernelBasisOperator
 from blurtools.ops.crf import from_linear, parse_crf, to_linear
 from blurtools.ops.deconv import hqs_deconv
@@ -159,7 +160,7 @@ def richardson_lucy(blurry: torch.Tensor, kernels: torch.Tensor, mixing: torch.T
     return x
 
 
-class KernelBasisNet(nn.Module):
+class KernelBasisNet(Model):
     """Estimate a kernel basis and per-pixel mixing coefficients, then restore the image.
 
     Args:
@@ -188,6 +189,9 @@ class KernelBasisNet(nn.Module):
     """
 
     kind = "image"
+    frames = None
+    pad_multiple = 32         # 2 ** depth
+    receptive_field = None  # kernels pooled over the image, RL over the whole input
 
     def __init__(self, basis: int = 25, kernel_size: int = 33, width: int = 64, depth: int = 5,
                  rl_iters: int = 10, restore: str = "rl", hqs_lam: float = 1e-3, crf: str = "gamma:2.2"):
@@ -202,14 +206,19 @@ class KernelBasisNet(nn.Module):
             raise BlurtoolsError(f"KernelBasisNet: restore must be rl or hqs and hqs_lam > 0, got "
                                  f"restore={restore!r}, hqs_lam={hqs_lam}")
         parse_crf(crf)
-        self.model_args = dict(basis=basis, kernel_size=kernel_size, width=width, depth=depth, rl_iters=rl_iters)
-        if restore != "rl":  # checkpoints of the RL form keep their original arguments
-            self.model_args.update(restore=restore, hqs_lam=hqs_lam, crf=crf)
+        self.pad_multiple = 2 ** depth
         self.restore_method, self.hqs_lam, self.crf = restore, float(hqs_lam), crf
         self.basis, self.kernel_size, self.depth, self.rl_iters = basis, kernel_size, depth, rl_iters
         self.encoder = _Encoder(width, depth)
         self.mixing_decoder = _MixingDecoder(self.encoder.chans, width, basis)
         self.kernel_decoder = _KernelDecoder(self.encoder.chans, width, basis, kernel_size)
+
+    @classmethod
+    def recorded_args(cls, args):
+        """Without HQS restoration ``hqs_lam`` and ``crf`` do nothing; RL checkpoints record neither (nor ``restore``)."""
+        if args.get("restore") == "rl":
+            args = {k: v for k, v in args.items() if k not in ("restore", "hqs_lam", "crf")}
+        return args
 
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != 3:

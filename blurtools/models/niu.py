@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blurtools.errors import BlurtoolsError
+from blurtools.models.contract import Model
 from blurtools.models.jin import pad_to_multiple
 
 
@@ -34,7 +35,7 @@ class _ResBlock(nn.Module):
         return x + self.body(x)
 
 
-class NiuNet(nn.Module):
+class NiuNet(Model):
     """forward(blurry (B, 3, H, W) in [0, 1]) -> (B, frames, 3, H, W), all frames in one pass.
 
     Args:
@@ -52,12 +53,14 @@ class NiuNet(nn.Module):
     """
 
     kind = "video"
+    frames = 7
+    pad_multiple = 4
+    receptive_field = 202  # measured: the gradient support of one output pixel (default architecture)
 
     def __init__(self, frames: int = 7, width: int = 64, blocks: int = 9):
         super().__init__()
         if frames < 1 or width < 1 or blocks < 0:
             raise BlurtoolsError(f"NiuNet: need frames >= 1, width >= 1, blocks >= 0; got {frames}, {width}, {blocks}")
-        self.model_args = dict(frames=frames, width=width, blocks=blocks)
         self.frames = frames
         w1, w2, w4 = width, 2 * width, 4 * width
         relu = nn.ReLU

@@ -1,4 +1,4 @@
-"""Checkpoints: plain dicts written atomically, read with ``torch.load(weights_only=True)``.
+"""Checkpoints: plain dicts written atomically (reading them and building their models: :mod:`blurtools.models`).
 
 Two kinds share one set of keys so every loader reads both:
 
@@ -32,14 +32,16 @@ from torch import nn
 from blurtools import __version__
 from blurtools.errors import BlurtoolsError
 from blurtools.io.atomic import atomic_path
+from blurtools.models.contract import KINDS
+from blurtools.models.checkpoints import STATE_FORMAT, WEIGHTS_FORMAT, read_checkpoint
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_FORMAT = "blurtools-weights/1"
-STATE_FORMAT = "blurtools-train-state/1"
-FORMATS = (WEIGHTS_FORMAT, STATE_FORMAT)
+__all__ = ["TOOL", "WEIGHTS_FORMAT", "STATE_FORMAT", "read_checkpoint", "save_checkpoint", "cpu_state_dict",
+           "weights_record", "capture_rng", "restore_rng", "state_digest", "RUN_FILES", "run_model",
+           "check_run_folder"]
+
 TOOL = "blurtools train"
-KINDS = ("image", "video")
 
 
 def save_checkpoint(path: "str | Path", obj: Mapping[str, Any]) -> None:
@@ -54,29 +56,6 @@ def save_checkpoint(path: "str | Path", obj: Mapping[str, Any]) -> None:
             os.fsync(f.fileno())
 
 
-def read_checkpoint(path: "str | Path", map_location: Any = "cpu") -> Dict[str, Any]:
-    """Load a blurtools checkpoint dict safely (weights_only=True) and check its keys.
-
-    Raises:
-        BlurtoolsError: missing, unreadable, not a dict, or not a blurtools checkpoint; the message names
-            the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise BlurtoolsError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated, foreign or pickled-object files all land here
-        raise BlurtoolsError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") not in FORMATS:
-        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise BlurtoolsError(f"{path}: not a blurtools checkpoint (format {found!r}, expected one of {', '.join(FORMATS)})")
-    for key in ("arch", "model_args", "state_dict", "kind"):
-        if key not in ckpt:
-            raise BlurtoolsError(f"{path}: checkpoint lacks {key!r}")
-    return ckpt
-
-
 def cpu_state_dict(module: nn.Module) -> Dict[str, torch.Tensor]:
     """A detached, contiguous CPU copy of ``module.state_dict()`` (portable across devices and layouts)."""
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
@@ -84,91 +63,24 @@ def cpu_state_dict(module: nn.Module) -> Dict[str, torch.Tensor]:
 
 def weights_record(model: nn.Module, arch: str, config: Mapping[str, Any], step: int,
                    metrics: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """The plain weights dict of ``model`` (see the module docstring)."""
-    kind = getattr(model, "kind", None)
+    """The plain weights dict of ``model`` (see the module docstring); ``model`` follows the model contract
+    (:mod:`blurtools.models.contract`: ``kind``, ``frames``, ``model_args``)."""
+    kind = model.kind
     if kind not in KINDS:
         raise BlurtoolsError(f"model {arch}: class attribute kind must be 'image' or 'video', got {kind!r}")
     return {
         "format": WEIGHTS_FORMAT,
         "arch": arch,
-        "model_args": dict(getattr(model, "model_args", {})),
+        "model_args": dict(model.model_args),
         "state_dict": cpu_state_dict(model),
         "kind": kind,
-        "frames": int(model.frames) if getattr(model, "frames", None) is not None else None,
+        "frames": int(model.frames) if model.frames is not None else None,
         "config": dict(config),
         "version": __version__,
         "tool": TOOL,
         "step": int(step),
         "metrics": dict(metrics or {}),
     }
-
-
-def _archs(archs: Optional[Mapping[str, type]]) -> Mapping[str, type]:
-    if archs is not None:
-        return archs
-    try:
-        from blurtools.models import ARCHS
-    except ImportError as exc:
-        raise BlurtoolsError(f"no model architectures are available (blurtools.models.ARCHS: {exc})") from None
-    return ARCHS
-
-
-def build_model(ckpt: Mapping[str, Any], archs: Optional[Mapping[str, type]] = None, where: str = "checkpoint") -> nn.Module:
-    """Construct the checkpoint's architecture with its model_args and load its state_dict (strict)."""
-    table = _archs(archs)
-    arch = ckpt["arch"]
-    if arch not in table:
-        raise BlurtoolsError(f"{where}: model {arch!r} is not known to this blurtools ({', '.join(sorted(table))})")
-    try:
-        model = table[arch](**dict(ckpt["model_args"]))
-    except TypeError as exc:
-        raise BlurtoolsError(f"{where}: cannot build {arch} with {dict(ckpt['model_args'])} ({exc})") from None
-    try:
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()
-        raise BlurtoolsError(f"{where}: weights do not fit model {arch} with {dict(ckpt['model_args'])} "
-                             f"({' '.join(s.strip() for s in first[:3])[:400]})") from None
-    return model
-
-
-def load_model(path: "str | Path", expect_kind: Optional[str] = None, map_location: Any = "cpu",
-               expect_arch: Optional[str] = None, archs: Optional[Mapping[str, type]] = None) -> nn.Module:
-    """Load a trained model from weights.pt / best.pt / last.pt, in eval mode, on ``map_location``.
-
-    Args:
-        path: the checkpoint.
-        expect_kind: "image" (deblur) or "video" (extract-video) to refuse the other kind; None = any.
-        map_location: device for the tensors and the returned model.
-        expect_arch: refuse a checkpoint of another architecture; None = any.
-        archs: the architecture table (default ``blurtools.models.ARCHS``).
-
-    Returns:
-        The model (``model.kind``, ``model.model_args``, and ``model.checkpoint_meta`` = the checkpoint's
-        arch, kind, frames, config, version, tool, step, metrics).
-
-    Raises:
-        BlurtoolsError: unreadable file, unknown arch, wrong kind or arch, weights that do not fit.
-
-    Example:
-        >>> model = load_model("RUN/weights.pt", expect_kind="image")     # doctest: +SKIP
-        >>> sharp = model(blurry)                                          # doctest: +SKIP
-    """
-    if expect_kind is not None and expect_kind not in KINDS:
-        raise ValueError(f"expect_kind must be one of {KINDS} or None, got {expect_kind!r}")
-    ckpt = read_checkpoint(path, map_location="cpu")
-    arch, kind, frames = ckpt["arch"], ckpt["kind"], ckpt.get("frames")
-    if expect_arch is not None and arch != expect_arch:
-        raise BlurtoolsError(f"{path}: checkpoint of model {arch!r}, not {expect_arch!r}")
-    if expect_kind is not None and kind != expect_kind:
-        what = f"a video model ({arch}, {frames} frames)" if kind == "video" else f"an image model ({arch})"
-        need = "an image (deblurring) model" if expect_kind == "image" else "a video (frame-extraction) model"
-        raise BlurtoolsError(f"{path}: is {what}; this command needs {need}")
-    model = build_model(ckpt, archs, where=str(path))
-    if getattr(model, "kind", None) != kind:
-        raise BlurtoolsError(f"{path}: says kind {kind!r} but model {arch} is {getattr(model, 'kind', None)!r}")
-    model.checkpoint_meta = {k: ckpt.get(k) for k in ("arch", "kind", "frames", "config", "version", "tool", "step", "metrics")}
-    return model.to(map_location).eval()
 
 
 # ---------------------------------------------------------------- random number generator states

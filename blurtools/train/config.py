@@ -24,14 +24,14 @@ import logging
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
-
-import torch
-from torch import nn
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from blurtools import __version__
-from blurtools.errors import BlurtoolsError, UsageError
+from blurtools.errors import UsageError
 from blurtools.io.atomic import atomic_write_text
+from blurtools.request import coerce_all, option
+from blurtools.train.checkpoint import check_run_folder, read_checkpoint
+from blurtools.train.recipes import trainable_names
 from blurtools.train.schedule import SCHEDULES
 
 log = logging.getLogger(__name__)
@@ -42,78 +42,64 @@ DEFAULT_STEPS = 10000
 
 # What a resumed run may change: how long it runs and how it reports; everything else is the run's own.
 RESUME_OVERRIDABLE = frozenset({"steps", "epochs", "stop_at", "val_every", "log_every", "save_every", "workers",
-                                "device", "val", "val_crop", "val_limit", "preload", "data", "out"})
+                                "device", "val", "val_crop", "val_limit", "preload", "data", "out", "tensorboard"})
 
 
 @dataclass
 class TrainConfig:
-    """Every knob of ``blurtools train``.
+    """Every knob of ``blurtools train``: the request object of the training pipeline.
 
-    Attributes:
-        model: architecture name (a key of ARCHS / RECIPES).
-        data: training data, a ``.h5`` pack or a sample-set folder.
-        val: validation data (same kinds), or None (then no best.pt).
-        out: the RUN/ folder.
-        steps / epochs: run length; ``epochs`` (passes over the training set at the global batch) is used
-            when ``steps`` is None; neither gives DEFAULT_STEPS.
-        batch: samples per process per step (the global batch is batch x processes).
-        patch: square random crop side in pixels.
-        lr, schedule, warmup, lr_min_ratio, lr_step, lr_gamma: see :mod:`blurtools.train.schedule`;
-            every stage runs the schedule over its own steps from its own base rate.
-        adam_betas: Adam's betas for the model (and the critic).
-        grad_clip: max gradient norm, 0 = none.
-        model_args: keyword arguments of the model's constructor (width, depth...).
-        loss_weights: overrides of the recipe's default loss weights.
-        workers: data-loading processes (0 = in the training process).
-        seed: every random choice (init, data order, crops, flips) follows from it.
-        val_every / log_every / save_every: in steps.
-        val_crop: validation images are centre-cropped to this square side (0 = whole images).
-        val_limit: validate on the first N samples only (0 = all).
-        amp: "none", "bf16" (CUDA or CPU autocast) or "fp16" (CUDA only; float32 with a logged note on the CPU).
-        channels_last: use channels-last memory on CUDA.
-        device: auto|cpu|cuda|cuda:N (under torchrun, each process takes cuda:LOCAL_RANK).
-        preload: decode the whole training set into memory once, so loading is never the bottleneck.
-        pretrained_vgg: False gives the perceptual loss a randomly initialised VGG (for tests only).
-        augment: random horizontal/vertical flips on top of the random crop.
-        stop_at: stop (after saving last.pt) once this many steps are done, as if killed; for tests.
-        init: a checkpoint (weights.pt, best.pt, last.pt, or a shipped default) of the same architecture
-            whose weights the run starts from (fine-tuning); its model_args are used unless model_args
-            are given. Resume state (optimiser, step) is not taken from it.
+    Each field's help (in its :func:`~blurtools.request.option`) is what ``blurtools train --help`` and the
+    man page show; the command-line flags, their defaults and types are derived from these fields, and a
+    TOML file (:func:`load_toml`) takes the same names. Notes beyond the help:
+    ``steps``/``epochs``: ``epochs`` (passes over the training set at the global batch) is used when
+    ``steps`` is None; neither gives DEFAULT_STEPS. ``batch`` is per process (the global batch is batch x
+    processes). The schedule knobs are those of :mod:`blurtools.train.schedule`; every stage runs the
+    schedule over its own steps from its own base rate. ``adam_betas`` (a file-only knob): Adam's betas for
+    the model and the critic. ``init``: its model_args are used unless model_args are given; resume state
+    (optimiser, step) is not taken from it. ``stop_at`` stops (after saving last.pt) as if killed.
     """
 
-    model: str = ""
-    data: str = ""
-    val: Optional[str] = None
-    out: str = ""
-    steps: Optional[int] = None
-    epochs: Optional[float] = None
-    batch: int = 8
-    patch: int = 128
-    lr: float = 1e-4
-    schedule: str = "cosine"
-    warmup: int = 0
-    lr_min_ratio: float = 0.0
-    lr_step: int = 0
-    lr_gamma: float = 0.5
-    adam_betas: tuple = (0.9, 0.999)
-    grad_clip: float = 0.0
-    model_args: Dict[str, Any] = field(default_factory=dict)
-    loss_weights: Dict[str, float] = field(default_factory=dict)
-    workers: int = 0
-    seed: int = 0
-    val_every: int = 1000
-    log_every: int = 50
-    save_every: int = 1000
-    val_crop: int = 256
-    val_limit: int = 0
-    amp: str = "none"
-    channels_last: bool = True
-    device: str = "auto"
-    preload: bool = False
-    pretrained_vgg: bool = True
-    augment: bool = True
-    stop_at: Optional[int] = None
-    init: Optional[str] = None
+    model: str = option("", short="-m", help="Model to train", choices=lambda: trainable_names())
+    data: str = option("", help="Training data: a .h5 pack or a sample-set folder.")
+    val: Optional[str] = option(None, help="Validation data (.h5 or sample set): PSNR/SSIM and best.pt.")
+    out: str = option("", short="-o", help="Run folder: config.json, last.pt, best.pt, weights.pt, metrics.jsonl.")
+    steps: Optional[int] = option(None, help=f"Training steps (default {DEFAULT_STEPS}).")
+    epochs: Optional[float] = option(None, help="Run length in passes over the training set (when --steps is not given).")
+    batch: int = option(8, help="Samples per process per step.")
+    patch: int = option(128, help="Random square crop side in pixels.")
+    lr: float = option(1e-4, help="Learning rate; stages scale or override it.")
+    schedule: str = option("cosine", help=f"{'|'.join(SCHEDULES)}, over each stage's steps.")
+    warmup: int = option(0, help="Linear warm-up steps at the start of each stage.")
+    lr_step: int = option(0, help="Period of the step schedule; 0 = a third of the stage.")
+    lr_gamma: float = option(0.5, help="Factor per period of the step schedule.")
+    lr_min_ratio: float = option(0.0, help="Cosine floor as a fraction of the base rate.")
+    grad_clip: float = option(0.0, help="Clip the gradient norm to this; 0 = off.")
+    adam_betas: tuple = option((0.9, 0.999), cli=False, help="Adam's betas (a file-only knob).")
+    model_args: Dict[str, Any] = option(default_factory=dict, flag="--model-arg", metavar="NAME=VALUE", items=lambda v, f: parse_key_values(v, f),
+                                        help="Model constructor argument (width, depth...); repeatable.")
+    loss_weights: Dict[str, float] = option(default_factory=dict, flag="--loss-weight", metavar="NAME=VALUE",
+                                            items=lambda v, f: parse_key_values(v, f),
+                                            help="Override a loss weight of the recipe; repeatable.")
+    workers: int = option(0, help="Data-loading processes; 0 = in the training process.")
+    seed: int = option(0, help="Seed for every random choice.")
+    val_every: int = option(1000, help="Validate every N steps.")
+    log_every: int = option(50, help="Log training losses every N steps.")
+    save_every: int = option(1000, help="Write last.pt every N steps.")
+    val_crop: int = option(256, help="Centre-crop validation images to this side; 0 = whole.")
+    val_limit: int = option(0, help="Validate on the first N samples only; 0 = all.")
+    amp: str = option("none", help=f"{'|'.join(AMP_MODES)} mixed precision. bf16 also runs on CPUs, fast on those with bf16 "
+                      "instructions (AVX512-BF16, AMX); fp16 is CUDA only, float32 with a logged note on the CPU.")
+    channels_last: bool = option(True, negatable=True, help="Channels-last memory on CUDA.")
+    device: str = option("auto", help="auto|cpu|cuda|cuda:N (under torchrun: cuda:LOCAL_RANK).")
+    preload: bool = option(False, negatable=True, help="Decode the whole training set into memory once.")
+    pretrained_vgg: bool = option(True, negatable=True, help="--no-pretrained-vgg: random VGG for the perceptual loss, for tests only.")
+    augment: bool = option(True, negatable=True, help="Flips, rotations, time reversal on top of the crops.")
+    stop_at: Optional[int] = option(None, hidden=True, help="Stop after this many steps, as if killed (tests).")
+    init: Optional[str] = option(None, help="Start from the weights of this checkpoint of the same model (fine-tuning), e.g. a "
+                                 "weights.pt or the shipped blurtools/weights/deblur.pt.")
+    tensorboard: Optional[str] = option(None, metavar="DIR", help="Also write TensorBoard event files (losses, learning "
+                                        "rate, validation scores, stages) to this folder; needs the tensorboard package.")
 
     def validate(self) -> "TrainConfig":
         """Check values; raises UsageError naming the option."""
@@ -221,40 +207,27 @@ def combine(*layers: Mapping[str, Any]) -> Dict[str, Any]:
     return values
 
 
-_INTS = ("steps", "batch", "patch", "warmup", "lr_step", "workers", "seed", "val_every", "log_every", "save_every",
-         "val_crop", "val_limit", "stop_at")
-_FLOATS = ("epochs", "lr", "lr_min_ratio", "lr_gamma", "grad_clip")
-_BOOLS = ("channels_last", "preload", "pretrained_vgg", "augment")
-_STRS = ("model", "data", "val", "out", "schedule", "amp", "device")
-
-
-def _coerce(values: Dict[str, Any]) -> Dict[str, Any]:
-    out = dict(values)
-    for name, value in values.items():
-        try:
-            if name in _INTS:
-                if isinstance(value, bool) or float(value) != int(float(value)):
-                    raise ValueError
-                out[name] = int(float(value))
-            elif name in _FLOATS:
-                out[name] = float(value)
-            elif name in _BOOLS:
-                if not isinstance(value, bool):
-                    raise ValueError
-            elif name in _STRS:
-                out[name] = str(value)
-        except (TypeError, ValueError):
-            kind = "an integer" if name in _INTS else "a number" if name in _FLOATS else "true or false"
-            raise UsageError(f"{name} = {value!r}: expected {kind}") from None
-    return out
-
-
 def merge(*layers: Mapping[str, Any]) -> TrainConfig:
-    """A TrainConfig from defaults and ``layers`` (see :func:`combine`): flags after the TOML file win."""
-    cfg = TrainConfig(**_coerce(combine(*layers)))
+    """A TrainConfig from defaults and ``layers`` (see :func:`combine`): flags after the TOML file win.
+
+    The names the layers set are remembered (:func:`given_values`), for the resume policy.
+    """
+    values = coerce_all(TrainConfig, combine(*layers))
+    cfg = TrainConfig(**values)
     cfg.adam_betas = tuple(float(b) for b in cfg.adam_betas)
     cfg.loss_weights = {k: float(v) for k, v in cfg.loss_weights.items()}
+    cfg._given = frozenset(values)
     return cfg
+
+
+def given_values(cfg: TrainConfig) -> Dict[str, Any]:
+    """The values a user set: the names the layers of :func:`merge` gave, or, for a TrainConfig built
+    directly in Python, the fields that differ from the defaults."""
+    names = getattr(cfg, "_given", None)
+    if names is None:
+        defaults = TrainConfig()
+        names = [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(defaults, f.name)]
+    return {name: getattr(cfg, name) for name in names}
 
 
 def resume_merge(stored: Mapping[str, Any], given: Mapping[str, Any]) -> TrainConfig:
@@ -281,83 +254,28 @@ def resume_merge(stored: Mapping[str, Any], given: Mapping[str, Any]) -> TrainCo
     return merge(base, changes)
 
 
+def settle_run(cfg: TrainConfig, resume: bool = False) -> Tuple[TrainConfig, Optional[Path]]:
+    """The resume policy, validation and the run-folder check, done once for a run.
+
+    Without ``resume``, or with it while RUN/last.pt does not exist yet, the run is ``cfg`` itself. With
+    ``resume`` and RUN/last.pt, the run keeps its stored configuration and takes only the
+    RESUME_OVERRIDABLE keys of ``cfg``'s given values (:func:`given_values`); another given value that
+    differs is a UsageError. The folder must not hold another run (see ``check_run_folder``).
+
+    Returns:
+        (the validated configuration of the run, RUN/last.pt to resume from or None).
+    """
+    run = Path(cfg.out) if cfg.out else None
+    if resume and run is not None and (run / "last.pt").is_file():
+        given = given_values(cfg)
+        stored = read_checkpoint(run / "last.pt")["config"]
+        check_run_folder(run, given.get("model") or stored.get("model"), resume=True)
+        cfg = resume_merge(stored, given)
+    cfg.validate()
+    return cfg, check_run_folder(cfg.out, cfg.model, resume)
+
+
 def write_config_json(path: "str | Path", cfg: TrainConfig, resolved: Mapping[str, Any]) -> None:
     """RUN/config.json: tool, version, the configuration and what was resolved from it."""
     doc = {"tool": TOOL, "version": __version__, "config": cfg.to_dict(), "resolved": dict(resolved)}
     atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
-
-
-# ---------------------------------------------------------------- resolving the knobs against model and data
-
-def resolve_weights(default_weights: Mapping[str, float], given: Mapping[str, float], model: str) -> Dict[str, float]:
-    """The recipe's default loss weights with the user's overrides; unknown names are a UsageError."""
-    unknown = sorted(set(given) - set(default_weights))
-    if unknown:
-        raise UsageError(f"--loss-weight {unknown[0]}: model {model} has no such loss; its weights are "
-                         f"{', '.join(f'{k}={v:g}' for k, v in sorted(default_weights.items())) or '(none)'}")
-    return {**{k: float(v) for k, v in default_weights.items()}, **{k: float(v) for k, v in given.items()}}
-
-
-def resolve_model_args(arch_cls: type, given: Mapping[str, Any], frames: Optional[int], model: str) -> Dict[str, Any]:
-    """Constructor keyword arguments: the user's (checked against the signature), plus ``frames`` = the
-    data's frame count for a video model that takes ``frames`` when the user did not set it."""
-    import inspect
-
-    params = inspect.signature(arch_cls.__init__).parameters
-    names = [n for n, p in params.items() if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    args = dict(given)
-    unknown = sorted(k for k in args if k not in names)
-    if unknown and not takes_any:
-        raise UsageError(f"--model-arg {unknown[0]}: model {model} takes {', '.join(names) or 'no arguments'}")
-    if getattr(arch_cls, "kind", None) == "video" and "frames" in names and "frames" not in args and frames:
-        args["frames"] = int(frames)
-    return args
-
-
-def total_steps(cfg: TrainConfig, samples: int, world: int) -> int:
-    """``cfg.steps``, or ``cfg.epochs`` passes over ``samples`` at the global batch, or DEFAULT_STEPS."""
-    if cfg.steps is not None:
-        return int(cfg.steps)
-    if cfg.epochs is not None:
-        return max(1, int(-(-cfg.epochs * samples // (cfg.batch * world))))
-    return DEFAULT_STEPS
-
-
-def build_perceptual(recipe: Any, weights: Dict[str, float], pretrained: bool, device: torch.device,
-                     seed: int = 0) -> Optional[nn.Module]:
-    """The VGG perceptual loss when a weight named in ``recipe.needs_vgg`` is > 0, else None.
-
-    Raises BlurtoolsError (from VGGPerceptual) naming the missing ImageNet file: no silent fallback.
-    """
-    if not any(weights.get(name, 0.0) > 0 for name in recipe.needs_vgg):
-        return None
-    from blurtools.losses.perceptual import VGGPerceptual
-
-    if not pretrained:
-        log.warning("perceptual loss with a randomly initialised VGG (--no-pretrained-vgg): for tests only")
-    # A random trunk must be the same one in every run with this seed (and after a resume).
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return VGGPerceptual(layers=recipe.vgg_layers, pretrained=pretrained).to(device)
-
-
-def trainable_parameters(model: nn.Module, names: "tuple[str, ...]", arch: str) -> List[nn.Parameter]:
-    """Parameters of the sub-modules (or parameters) ``names`` of ``model``; ("*",) = all of them."""
-    if "*" in names:
-        params = list(model.parameters())
-    else:
-        params, seen = [], set()
-        for name in names:
-            part = getattr(model, name, None)
-            if isinstance(part, nn.Module):
-                found = list(part.parameters())
-            elif isinstance(part, nn.Parameter):
-                found = [part]
-            else:
-                raise BlurtoolsError(f"recipe of {arch}: stage trains {name!r}, which model {arch} does not have")
-            params += [p for p in found if id(p) not in seen]
-            seen.update(id(p) for p in found)
-    if not params:
-        raise BlurtoolsError(f"recipe of {arch}: stage trains {names}, which hold no parameters")
-    return params

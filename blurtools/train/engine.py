@@ -15,7 +15,7 @@ Example::
     from blurtools.train.config import TrainConfig
     cfg = TrainConfig(model="dm", data="train.h5", val="val.h5", out="runs/dm", steps=2000,
                       model_args={"width": 32}).validate()
-    result = train(cfg, ARCHS["dm"], RECIPES["dm"])
+    result = train(cfg, MODELS["dm"].cls, RECIPES[MODELS["dm"].recipe])
     print(result.best_psnr, result.weights)
 """
 
@@ -37,10 +37,13 @@ from torch import nn
 from blurtools.errors import BlurtoolsError
 from blurtools.train import checkpoint as ckpt_io
 from blurtools.train import distributed as D
-from blurtools.train.config import (TrainConfig, build_perceptual, resolve_model_args, resolve_weights,
-                                    total_steps, trainable_parameters, write_config_json)
+from blurtools.train.config import TrainConfig, settle_run, write_config_json
 from blurtools.train.recipe import ObjectiveContext, Recipe
+from blurtools.train.recipes import lookup_model
+from blurtools.train.resolve import (build_perceptual, resolve_model_args, resolve_weights, total_steps,
+                                     trainable_parameters)
 from blurtools.train.schedule import StageSchedule, plan_stages
+from blurtools.train.tensorboard import with_event_log
 from blurtools.train.validation import evaluate
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,7 @@ class TrainResult:
     best_psnr: Optional[float]
     last_val: Optional[Dict[str, float]]
     weights: Optional[Path]
+    config: Optional[TrainConfig] = None
 
 
 class _Runner(nn.Module):
@@ -82,10 +86,10 @@ def _seed_all(seed: int) -> None:
 
 
 class _Trainer:
-    def __init__(self, cfg: TrainConfig, arch_cls: type, recipe: Recipe, resume: bool, callback: Optional[Callback],
-                 info: D.DistInfo):
+    def __init__(self, cfg: TrainConfig, arch_cls: type, recipe: Recipe, resume: bool, resume_from: Optional[Path],
+                 callback: Optional[Callback], info: D.DistInfo):
         self.cfg, self.arch_cls, self.recipe, self.info = cfg, arch_cls, recipe, info
-        self.resume, self.callback = resume, callback
+        self.resume, self.resume_from, self.callback = resume, resume_from, callback
         self.device = info.device
         self.cuda = self.device.type == "cuda"
         self.out = Path(cfg.out)
@@ -122,8 +126,7 @@ class _Trainer:
         self.weights = resolve_weights(recipe.default_weights, cfg.loss_weights, cfg.model)
         # The VGG file is checked before anything else is loaded, so a missing file stops the run at once.
         self.perceptual = build_perceptual(recipe, self.weights, cfg.pretrained_vgg, self.device, cfg.seed)
-        self.resume_from = ckpt_io.check_run_folder(self.out, cfg.model, self.resume)
-        D.barrier(info)  # every process has checked the folder before rank 0 writes into it
+        D.barrier(info)  # every process has checked the folder (settle_run) before rank 0 writes into it
         self.train_ds = D.open_training_data(cfg.data, cfg.patch, cfg.augment, cfg.seed, cfg.preload)
         self.val_ds = D.open_validation_data(cfg.val) if cfg.val else None
         self.frames = D.data_frames(self.train_ds, cfg.data, recipe.frames, cfg.model)
@@ -143,10 +146,9 @@ class _Trainer:
             except RuntimeError as exc:
                 raise BlurtoolsError(f"{cfg.init}: its weights do not fit {cfg.model} with {args} "
                                      f"({str(exc).splitlines()[0]})") from None
-        kind = getattr(self.model, "kind", None)
-        if kind == "video" and int(getattr(self.model, "frames", -1)) != self.frames:
+        if self.model.kind == "video" and int(self.model.frames) != self.frames:
             raise BlurtoolsError(f"{cfg.data}: samples hold {self.frames} sharp frames but model {cfg.model} "
-                                 f"makes {getattr(self.model, 'frames', None)}; set --model-arg frames={self.frames} or use other data")
+                                 f"makes {self.model.frames}; set --model-arg frames={self.frames} or use other data")
         self.critic = recipe.critic(dict(self.model.model_args)) if recipe.critic is not None else None
         if not self.cuda and cfg.amp == "fp16":
             log.info("--amp fp16 is a CUDA feature; training in float32 on the CPU (--amp bf16 runs on CPUs)")
@@ -436,29 +438,37 @@ class _Trainer:
                        **(self.last_val or {})}, to_file=True)
         D.barrier(info)
         return TrainResult(out=self.out, step=self.step, total_steps=self.total, finished=finished,
-                           best_psnr=self.best_psnr, last_val=self.last_val, weights=weights)
+                           best_psnr=self.best_psnr, last_val=self.last_val, weights=weights, config=self.cfg)
 
 
-def train(cfg: TrainConfig, arch_cls: type, recipe: Recipe, *, resume: bool = False,
-          callback: Optional[Callback] = None) -> TrainResult:
-    """Train ``arch_cls`` with ``recipe`` as ``cfg`` says; under torchrun, as one process of the job.
+def train(cfg: TrainConfig, arch_cls: Optional[type] = None, recipe: Optional[Recipe] = None, *,
+          resume: bool = False, callback: Optional[Callback] = None) -> TrainResult:
+    """Train model ``cfg.model`` as ``cfg`` says; under torchrun, as one process of the job.
 
     Args:
-        cfg: a validated :class:`TrainConfig` (``cfg.model`` names the architecture in checkpoints).
-        arch_cls: the model class (model contract of PREAMBLE: ``kind``, ``model_args``, ``frames``).
-        recipe: its :class:`Recipe`.
-        resume: continue from RUN/last.pt (a fresh start when there is none yet). Without it, a folder
-            that already holds a run is refused.
-        callback: receives progress records on rank 0 (see the module docstring).
+        cfg: a :class:`TrainConfig`; validated here (``settle_run``), with the resume policy applied.
+        arch_cls, recipe: the model class (its contract: ``kind``, ``model_args``, ``frames``) and its
+            :class:`Recipe`; None = the registered ones of ``cfg.model``.
+        resume: continue from RUN/last.pt (a fresh start when there is none yet), keeping the run's stored
+            configuration except the keys a resumed run may change. Without it, a folder that already holds
+            a run is refused.
+        callback: receives progress records on rank 0 (see the module docstring); with
+            ``cfg.tensorboard`` they also go to TensorBoard event files (:mod:`blurtools.train.tensorboard`).
 
     Returns:
-        :class:`TrainResult`.
+        :class:`TrainResult` (its ``config`` is the configuration the run used).
 
     Raises:
         BlurtoolsError / UsageError: bad data, folder, options, missing VGG weights, divergence.
     """
+    cfg, resume_from = settle_run(cfg, resume)
+    if arch_cls is None or recipe is None:
+        arch_cls, recipe = lookup_model(cfg.model)
+    callback, events = with_event_log(cfg.tensorboard, callback)
     info = D.setup(cfg.device)
     try:
-        return _Trainer(cfg.validate(), arch_cls, recipe, resume, callback, info).run()
+        return _Trainer(cfg, arch_cls, recipe, resume, resume_from, callback, info).run()
     finally:
+        if events is not None:
+            events.close()
         D.teardown(info)

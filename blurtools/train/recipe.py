@@ -2,8 +2,8 @@
 
 A recipe is data, not a branch in the training loop: the loop walks ``recipe.stages`` in order, gives each
 stage its share of the steps, optimises the named sub-modules with the stage's objective, and (for
-adversarial models) interleaves critic updates. Every model in ``blurtools.models.ARCHS`` has one recipe in
-``blurtools.train.recipes.RECIPES`` under the same name.
+adversarial models) interleaves critic updates. Every trainable model in ``blurtools.models.MODELS`` names its recipe in
+``blurtools.train.recipes.RECIPES`` (``spec.recipe``).
 
 Objective contract::
 

@@ -37,7 +37,7 @@ def evaluate(model: nn.Module, dataset: Any, info: D.DistInfo, device: torch.dev
     was_training = model.training
     model.eval()
     sums = torch.zeros(5, dtype=torch.float64)
-    image = getattr(model, "kind", "image") == "image"
+    image = model.kind == "image"
     try:
         for i in D.val_indices(len(dataset), limit, info):
             blurry, sharp = D.center_crop(*dataset[i], crop)

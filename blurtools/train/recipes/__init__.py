@@ -1,4 +1,10 @@
-"""Per-model training recipes: ``RECIPES[name]`` trains ``blurtools.models.ARCHS[name]``."""
+"""Per-model training recipes: ``RECIPES[spec.recipe]`` trains the model of ``blurtools.models.MODELS[name]``."""
+
+from typing import List, Tuple
+
+from blurtools.errors import UsageError
+from blurtools.models import MODELS
+from blurtools.train.recipe import Recipe
 
 from blurtools.train.recipes.bringing_alive import RECIPE as BRINGING_ALIVE
 from blurtools.train.recipes.deblurgan import RECIPE as DEBLURGAN
@@ -15,3 +21,16 @@ RECIPES = {
     "bringing-alive": BRINGING_ALIVE,
     "niu": NIU,
 }
+
+
+def trainable_names() -> List[str]:
+    """The models ``blurtools train --model`` takes: the registered models that name a recipe."""
+    return sorted(name for name, spec in MODELS.items() if spec.recipe is not None)
+
+
+def lookup_model(name: str) -> Tuple[type, Recipe]:
+    """(architecture class, recipe) of model ``name``; a UsageError listing the choices otherwise."""
+    spec = MODELS.get(name)
+    if spec is None or spec.recipe is None:
+        raise UsageError(f"--model {name}: unknown model; choose one of {', '.join(trainable_names())}")
+    return spec.cls, RECIPES[spec.recipe]

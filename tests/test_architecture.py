@@ -1,0 +1,59 @@
+"""The import rules of the house (docs/ARCHITECTURE.md), read from the source with ast: a module of one
+package importing a package it must not fails here, lazy imports inside functions included."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Iterator, Tuple
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "blurtools"
+
+
+def imports_of(path: Path) -> Iterator[Tuple[int, str]]:
+    """(line, absolute module name) of every import in ``path``, wherever it sits in the file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            yield node.lineno, base
+            for alias in node.names:  # ``from blurtools import train`` imports the package too
+                yield node.lineno, f"{base}.{alias.name}"
+
+
+def violations(package: str, forbidden: Tuple[str, ...]):
+    found = []
+    for path in sorted((PACKAGE / package).rglob("*.py")):
+        for line, name in imports_of(path):
+            if any(name == f or name.startswith(f + ".") for f in forbidden):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}")
+    return found
+
+
+RULES = [
+    ("infer", ("blurtools.train", "blurtools.cli")),
+    ("models", ("blurtools.train", "blurtools.cli", "blurtools.infer")),
+    ("ops", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.models")),
+]
+
+
+@pytest.mark.parametrize("package,forbidden", RULES, ids=[r[0] for r in RULES])
+def test_package_imports_follow_the_layers(package, forbidden):
+    assert violations(package, forbidden) == []
+
+
+def test_the_checker_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
+    pkg = tmp_path / "blurtools" / "infer"
+    pkg.mkdir(parents=True)
+    (pkg / "x.py").write_text("def f():\n    from blurtools.train import engine\n\nfrom ..train import config\n")
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", tmp_path / "blurtools")
+    assert len(violations("infer", ("blurtools.train",))) == 4

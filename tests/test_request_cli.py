@@ -1,0 +1,85 @@
+"""The command line is derived from the request objects: every field has exactly one flag with the field's
+default and type, and every flag of a command is a field or one of the command's own few options."""
+
+from __future__ import annotations
+
+from typing import List
+
+import pytest
+import typer
+
+from blurtools.cli.common import SHARED, cli_fields, given_flags, option_help
+from blurtools.cli.main import app
+from blurtools.request import describe_default, described_fields
+from blurtools.train.config import TrainConfig, merge
+
+
+# Flags a command has besides its request's fields: (own options, shared options).
+OWN = {
+    "train": ({"config", "resume"}, {"json_out", "quiet", "debug"}),
+}
+
+
+def _command(name):
+    group = typer.main.get_command(app)
+    return group.commands[name]
+
+
+def _request_class(name):
+    import importlib
+
+    from blurtools.cli import COMMAND_MODULES
+
+    for mod_name in COMMAND_MODULES:
+        mod = importlib.import_module(f"blurtools.cli.{mod_name}")
+        if mod.COMMAND_NAME == name:
+            return mod.command.request_class, mod.command.request_layered
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize("name", sorted(OWN))
+def test_each_field_has_exactly_one_flag_with_its_default_and_type(name):
+    cls, layered = _request_class(name)
+    params = {p.name: p for p in _command(name).params}
+    flags = [opt for p in params.values() for opt in p.opts]
+    assert len(flags) == len(set(flags)), f"{name}: a flag is defined twice"
+    fields = cli_fields(cls)
+    own, shared = OWN[name]
+    assert set(params) == {f.name for f in fields} | own | shared, f"{name}: flags and request fields differ"
+    for f in fields:
+        p = params[f.name]
+        if f.info.shared:
+            assert p.opts == list(SHARED[f.info.shared][1].param_decls[:1]) or p.opts[0] == SHARED[f.info.shared][1].param_decls[0]
+            assert p.default == f.default, f"--{f.name}: the shared option's default is not the request's"
+            continue
+        assert p.opts[0] == f.flag
+        if f.info.items is not None:
+            assert p.multiple and p.type_descriptor.annotation == List[str]
+        elif f.kind is bool:
+            assert p.is_flag and (p.secondary_opts == ([f"--no-{f.flag[2:]}"] if f.info.negatable else []))
+        else:
+            assert p.type_descriptor.annotation is f.kind, f"{f.flag}: parsed as {p.type_descriptor.annotation}, the field is {f.kind}"
+        if layered:
+            assert p.default is None  # not given: the file layer or the request's default fills it in
+            if f.info.items is None and f.default not in (None, ""):
+                assert f"(default {describe_default(f.default)})" in p.help
+        else:
+            assert p.default == f.default, f"{f.flag}: CLI default {p.default!r}, request default {f.default!r}"
+        assert p.help == option_help(f, layered)
+
+
+def test_train_without_flags_is_the_default_config():
+    ctx = _command("train").make_context("train", [])
+    cls, _ = _request_class("train")
+    assert given_flags(cls, ctx.params) == {}
+    assert merge({}, given_flags(cls, ctx.params)) == TrainConfig()
+    ctx = _command("train").make_context("train", ["--batch", "3", "--no-augment", "--model-arg", "width=4", "--lr", "2e-3"])
+    assert merge(given_flags(cls, ctx.params)) == TrainConfig(batch=3, augment=False, model_args={"width": 4}, lr=2e-3)
+
+
+def test_every_train_config_field_is_a_flag_or_a_file_only_knob():
+    names = {f.name for f in described_fields(TrainConfig)}
+    import dataclasses
+
+    assert names == {f.name for f in dataclasses.fields(TrainConfig)}, "a TrainConfig field has no option() description"
+    assert {f.name for f in described_fields(TrainConfig) if not f.info.cli} == {"adam_betas"}

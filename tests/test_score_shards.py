@@ -1,0 +1,102 @@
+"""`score --shard I/N --json` pieces joined by `score --merge` give one run's table; the band-wise metrics."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from blurtools.io.images import write_image
+from blurtools.metrics.bands import psnr_ssim_bands
+from blurtools.metrics.shards import Shard
+
+
+def run(*args):
+    from typer.testing import CliRunner
+
+    from blurtools.cli.main import app
+
+    res = CliRunner().invoke(app, ["score", *map(str, args)])
+    return res
+
+
+def _pairs(root, n):
+    g = torch.Generator().manual_seed(3)
+    for side in ("pred", "gt"):
+        (root / side).mkdir(parents=True)
+    for i in range(n):
+        gt = torch.rand(3, 24, 31, generator=g)
+        write_image(root / "gt" / f"im{i:02d}.png", gt)
+        write_image(root / "pred" / f"im{i:02d}.png", (gt + 0.05 * torch.randn(gt.shape, generator=g)).clamp(0, 1))
+    return root / "pred", root / "gt"
+
+
+@pytest.mark.parametrize("pieces", [1, 3, 7])
+def test_merged_pieces_equal_one_run(tmp_path, pieces):
+    pred, gt = _pairs(tmp_path, 5)
+    whole = run(pred, gt, "--json", "-q")
+    assert whole.exit_code == 0, whole.output
+    paths = []
+    for i in range(pieces):  # 7 pieces of 5 pairs: some pieces are empty
+        res = run(pred, gt, "--json", "-q", "--shard", f"{i}/{pieces}")
+        assert res.exit_code == 0, res.output
+        doc = json.loads(res.stdout)
+        assert doc["shard"]["index"] == i and doc["shard"]["pairs"] == 5
+        paths.append(tmp_path / f"piece{i}.json")
+        paths[-1].write_text(res.stdout)
+    merged = run("--merge", *reversed(paths), "--json", "--csv", tmp_path / "m.csv")
+    assert merged.exit_code == 0, merged.output
+    assert json.loads(merged.stdout) == json.loads(whole.stdout)
+    assert run(pred, gt, "--csv", tmp_path / "w.csv", "-q").exit_code == 0
+    assert (tmp_path / "m.csv").read_text() == (tmp_path / "w.csv").read_text()
+    table = run("--merge", *paths)
+    assert table.exit_code == 0 and "im04" in table.stdout and "mean" in table.stdout
+
+
+def test_merge_refuses_incomplete_or_mixed_sets(tmp_path):
+    pred, gt = _pairs(tmp_path, 4)
+    for i in range(2):
+        (tmp_path / f"p{i}.json").write_text(run(pred, gt, "--json", "-q", "--shard", f"{i}/2").stdout)
+    (tmp_path / "y.json").write_text(run(pred, gt, "--json", "-q", "--shard", "1/2", "--y").stdout)
+    res = run("--merge", tmp_path / "p0.json")
+    assert res.exit_code == 1 and "lack shard(s) 1/2" in res.output
+    res = run("--merge", tmp_path / "p0.json", tmp_path / "p0.json")
+    assert res.exit_code == 1 and "given twice" in res.output
+    res = run("--merge", tmp_path / "p0.json", tmp_path / "y.json")
+    assert res.exit_code == 1 and "options differ" in res.output
+    whole = tmp_path / "whole.json"
+    whole.write_text(run(pred, gt, "--json", "-q").stdout)
+    res = run("--merge", whole)
+    assert res.exit_code == 1 and "no 'shard' record" in res.output
+    assert run(pred, gt, "--shard", "2/2").exit_code == 2
+    assert run(pred, gt, "--shard", "0/2").exit_code == 2  # a piece is JSON for --merge
+    assert run(pred).exit_code == 2
+
+
+def test_shard_slices_cover_everything_once():
+    items = list(range(11))
+    got = []
+    for i in range(4):
+        part, start = Shard(i, 4).select(items)
+        assert part == items[start:start + len(part)]
+        got += part
+    assert got == items
+
+
+@pytest.mark.parametrize("dtype,peak,channels", [(np.uint8, 255, 3), (np.uint16, 65535, 1), (np.uint8, 255, 1)])
+def test_bands_match_skimage_for_any_band_height(dtype, peak, channels):
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, peak + 1, (75, 41, channels)).astype(dtype)
+    b = np.clip(a.astype(np.int64) + rng.integers(-peak // 20, peak // 20, a.shape), 0, peak).astype(dtype)
+    ref_p = peak_signal_noise_ratio(b, a, data_range=peak)
+    ref_s = structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                  use_sample_covariance=False, data_range=peak)
+    p = torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1)[None]
+    g = torch.from_numpy(b.astype(np.float32)).permute(2, 0, 1)[None]
+    for band in (1, 7, 16, 64, 500):
+        ps, ss = psnr_ssim_bands(p, g, peak, band=band)
+        assert abs(float(ps[0]) - ref_p) < 1e-9
+        assert abs(float(ss[0]) - ref_s) < 1e-7
+    ps, _ = psnr_ssim_bands(p, p, peak)
+    assert float(ps[0]) == float("inf")
