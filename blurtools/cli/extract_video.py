@@ -33,7 +33,7 @@ def command(
     kernel_method: str = KernelMethodOption,
     deconv: str = DeconvOption,
     crf: str = CrfOption,
-    refine: Optional[str] = typer.Option(None, "--refine", help="Networks: classical (sharpen every frame with the default deblur, network and classical; a still video where that deblur finds no evidence of blur) or none (the video network alone). Default: classical with blurtools' weights, none with an authors' published checkpoint."),
+    refine: Optional[str] = typer.Option(None, "--refine", help="Networks: classical (with the shipped weights: the default deblur, network and classical, moved along the estimated blur path, each frame as sharp as deblur's output; with a checkpoint of yours: its frames sharpened by that deblur; a still video where the deblur finds no evidence of blur) or none (the video network alone). Default: classical with blurtools' weights, none with an authors' published checkpoint."),
     tile: Optional[int] = TileOption,
     overlap: int = OverlapOption,
     batch: Optional[int] = BatchOption,
