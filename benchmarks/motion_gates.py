@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from default_weights import bt, heldout_photo_sets  # noqa: E402
+from default_weights import heldout_sets  # noqa: E402
 from motion_measures import extent, gradient_ratio, quantised, video_psnr  # noqa: E402
 
 import blurtools  # noqa: E402
@@ -138,12 +138,7 @@ def main() -> None:
                     help="development data from scripts/dev_data.py (made when missing)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bt-motion-"))
-    sets = heldout_photo_sets(work, args.data, args.per_still)
-    clip = work / "carphone"
-    if not clip.exists():
-        bt("blur-synth", str(args.data / "clips" / "heldout" / "carphone"), "-n", "7", "--stride", "7", "--seed", "4",
-           "-o", str(clip), "--quiet")
-    sets["carphone-clip"] = clip
+    sets = heldout_sets(work, args.data, args.per_still)
     image, video = load_predictor("image"), load_predictor("video")
     results = {}
     for name, d in sets.items():
