@@ -87,8 +87,8 @@ def test_frames_along_the_true_path_reblur_to_the_input_and_stay_sharp():
 @pytest.mark.slow
 def test_default_video_moves_along_a_known_blur_with_the_shipped_weights(tmp_path):
     """The whole default pipeline: a 16 px horizontal blur gives frames spanning most of it, left to right,
-    each as sharp as the default deblur's output; the sharp photo itself gives less evidence of blur and a
-    video that moves far less."""
+    each as sharp as the default deblur's output; the sharp photo itself gives a video that moves far
+    less."""
     from blurtools.infer.deblur import InferOptions, deblur_image
     from blurtools.infer.extract import extract_video
     from blurtools.infer.loading import load_predictor
@@ -106,6 +106,5 @@ def test_default_video_moves_along_a_known_blur_with_the_shipped_weights(tmp_pat
     deblurred = deblur_image(load_predictor("image"), blurry, InferOptions())[None]
     assert min(gradient_ratio(frames, deblurred)) > 0.9
     assert record["motion"]["reblur_psnr_db"] > 30
-    moving = record["motion"]["evidence"]
     still = extract_video(video, x[0], out_dtype=torch.float32, record=record)
-    assert record["motion"]["evidence"] < moving and extent(still) < 0.3 * extent(frames)
+    assert extent(still) < 0.3 * extent(frames)
