@@ -20,7 +20,7 @@ a small random DenseDeblurModule (the pipeline's own buffers are what grows with
 activations depend on the window, not the image).
 
     .venv/bin/python benchmarks/inference.py [--weights-image W] [--weights-video W] [--repeats 3]
-                                             [--no-memory] [--no-gpu] [--threads N]
+                                             [--no-memory] [--no-classical] [--no-gpu] [--threads N]
 """
 
 from __future__ import annotations
@@ -134,6 +134,8 @@ def bench_device(device: torch.device, args, rows: list) -> None:
             rows.append((str(device), f"{task} {W}x{H}" + (" 7 frames" if kind == "video" else "") + (" amp" if amp else ""),
                          p.label, model_s, pipe_s, TARGETS[task] if device.type == "cuda" else None))
             del p
+        if args.no_classical:
+            continue
         # the command-line defaults: a general kernel, estimated and deconvolved in linear light
         p = load_predictor(kind, model="classical", device=device, method="multiscale", crf="gamma:2.2")
         opts = (InferOptions(tile=tile, overlap=32) if kind == "image"
@@ -222,6 +224,7 @@ def main() -> None:
     ap.add_argument("--no-cpu", action="store_true", help="time the GPU only")
     ap.add_argument("--amp", action="store_true", help="also time bfloat16 autocast on CUDA")
     ap.add_argument("--no-memory", action="store_true", help="skip the 6000x4000 memory run")
+    ap.add_argument("--no-classical", action="store_true", help="skip timing --model classical")
     ap.add_argument("--memory-video", action="store_true", help="also measure extract-video (7 PNG frames) on 6000x4000")
     ap.add_argument("--memory-weights", help="checkpoint for the memory run (default: a small random dm)")
     ap.add_argument("--memory-tile", type=int, default=512)
