@@ -46,7 +46,7 @@ from default_weights import heldout_sets  # noqa: E402
 from motion_measures import extent, gradient_ratio, quantised, video_psnr  # noqa: E402
 
 import blurtools  # noqa: E402
-from blurtools.infer.deblur import InferOptions, deblur_image  # noqa: E402
+from blurtools.infer.predict import InferOptions, deblur_image  # noqa: E402
 from blurtools.infer.extract import ExtractOptions, extract_video  # noqa: E402
 from blurtools.infer.loading import load_predictor  # noqa: E402
 from blurtools.infer.motion_video import reblur_psnr  # noqa: E402

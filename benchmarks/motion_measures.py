@@ -3,7 +3,7 @@
 - :func:`video_psnr`: order-invariant mean PSNR of N frames against N true frames, both as 8-bit images
   (the better of forward and reversed order, as ``blurtools score --video``).
 - :func:`frame_positions` / :func:`extent`: where each frame sits relative to the middle one, by
-  registration (:func:`blurtools.metrics.align.align`, translation), and the largest distance between two
+  registration (:func:`blurtools.ops.registration.align`, translation), and the largest distance between two
   of them: how far the video moves.
 - :func:`gradient_ratio`: each frame's mean gradient magnitude (luma, central differences, 8 px in from the
   border) over a reference image's: how sharp each frame is against the default deblur's output.
@@ -15,7 +15,8 @@ from typing import List
 
 import torch
 
-from blurtools.metrics.align import phase_correlation, refine_translation, to_luma
+from blurtools.ops.color import to_gray as to_luma
+from blurtools.ops.registration import phase_correlation, refine_translation
 
 
 def quantised(x: torch.Tensor) -> torch.Tensor:
@@ -37,10 +38,10 @@ def video_psnr(frames: torch.Tensor, truth: torch.Tensor) -> float:
 def frame_positions(frames: torch.Tensor, side: int = 256, max_shift: float = 48.0) -> torch.Tensor:
     """(N, 2) position (dx, dy) px of every frame's content relative to the middle frame, by registration.
 
-    The translation of :func:`blurtools.metrics.align.align` (phase correlation, then Gauss-Newton), on
+    The translation of :func:`blurtools.ops.registration.align` (phase correlation, then Gauss-Newton), on
     the smoothed luma of a central crop at most ``side`` px (the frames of one video share their scene).
     """
-    from blurtools.ops.blind_kernel import centre_crop
+    from blurtools.ops.geometry import centre_crop
     from blurtools.ops.filters import gaussian_blur
 
     y = gaussian_blur(to_luma(centre_crop(frames.float(), side)), 1.0)

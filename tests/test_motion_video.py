@@ -89,7 +89,7 @@ def test_default_video_moves_along_a_known_blur_with_the_shipped_weights(tmp_pat
     """The whole default pipeline: a 16 px horizontal blur gives frames spanning most of it, left to right,
     each as sharp as the default deblur's output; the sharp photo itself gives a video that moves far
     less."""
-    from blurtools.infer.deblur import InferOptions, deblur_image
+    from blurtools.infer.predict import InferOptions, deblur_image
     from blurtools.infer.extract import extract_video
     from blurtools.infer.loading import load_predictor
 

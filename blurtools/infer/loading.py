@@ -19,7 +19,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 
 from blurtools import models
 from blurtools.errors import BlurtoolsError, UsageError
+from blurtools.io.digest import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,6 @@ def default_weights_path(kind: str) -> Path:
     import blurtools.weights
 
     return Path(blurtools.weights.__file__).resolve().parent / DEFAULT_WEIGHTS[kind]
-
-
-def file_sha256(path: "str | Path") -> str:
-    """SHA-256 of a file's bytes (hex), to record which weights made an output."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -226,6 +217,59 @@ def _load_weights(kind: str, paths: List[Path], device: torch.device, arch: Opti
     return cascade.to(device), prov
 
 
+def _split_model(model: str, weights: Any) -> Tuple[str, Optional[str]]:
+    """``--model`` as (method, architecture): "default"/"classical" with None, or a registered architecture
+    naming what ``--weights`` holds (then the method is "default": a network)."""
+    if model in MODELS:
+        return model, None
+    if model not in models.MODELS:
+        raise UsageError(f"--model {model}: choose one of {', '.join(MODELS)}, or with --weights one of the "
+                         f"registered architectures ({', '.join(models.MODELS)})")
+    if weights is None:
+        raise UsageError(f"--model {model} names the architecture of --weights FILE; give the weights")
+    return "default", model
+
+
+def _network(kind: str, weights: Any, device: torch.device, arch: Optional[str]
+             ) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """The network of ``--weights`` (see :func:`load_predictor`), or the shipped default of ``kind``."""
+    if weights is None:
+        path = default_weights_path(kind)
+        if not path.is_file():
+            raise BlurtoolsError(f"{path}: the default {COMMANDS[kind]} weights are missing from this installation; "
+                                 "give a checkpoint with --weights PATH (from `blurtools train`) or use "
+                                 "--model classical")
+        return _load_network(kind, path, device, "default")
+    paths = [Path(w) for w in ([weights] if isinstance(weights, (str, Path)) else weights)]
+    if not paths:
+        raise UsageError("--weights: give a checkpoint file")
+    if kind == "image" and len(paths) == 1 and paths[0].is_dir():
+        raise BlurtoolsError(f"{paths[0]}: is a folder; give the checkpoint file (e.g. {paths[0]}/weights.pt)")
+    return _load_weights(kind, paths, device, arch)
+
+
+def _classical_predictor(kind: str, device: torch.device, kernel: Optional[torch.Tensor], kernel_path: Optional[str],
+                         method: str, max_size: int, deconv: str, strength: Optional[float], crf: Optional[str],
+                         amp: bool) -> Predictor:
+    """The classical method (no weights): blind or known-kernel deconvolution with these options."""
+    from blurtools.infer.classical import DECONVS, METHODS
+
+    if method not in METHODS:
+        raise UsageError(f"--kernel-method {method}: choose one of {', '.join(METHODS)}")
+    if deconv not in DECONVS:
+        raise UsageError(f"--deconv {deconv}: choose one of {', '.join(DECONVS)}")
+    if max_size < 3:
+        raise UsageError(f"--kernel-size {max_size}: must be >= 3")
+    opts = dict(kernel=kernel, method=method, max_size=max_size, deconv=deconv, strength=strength, crf=crf)
+    prov = {"model": "classical", "kernel": kernel_path if kernel is not None else "estimated",
+            "kernel_method": None if kernel is not None else method, "kernel_size": max_size,
+            "deconv": deconv, "strength": strength, "crf": crf or "linear"}   # None: the values as given
+    if amp:
+        log.warning("--amp has no effect on the classical method")
+    return Predictor(kind, "classical", device, None, CLASSICAL_FRAMES if kind == "video" else None,
+                     multiple=8, classical=opts, provenance=prov)
+
+
 def load_predictor(kind: str, model: str = "default",
                    weights: "str | Path | Sequence[str | Path] | None" = None,
                    device: "str | torch.device" = "cpu", kernel: Optional[torch.Tensor] = None,
@@ -263,14 +307,7 @@ def load_predictor(kind: str, model: str = "default",
         raise UsageError(f"load_predictor: kind must be 'image' or 'video', got {kind!r}")
     if refine is not None and refine not in REFINES:
         raise UsageError(f"--refine {refine}: choose one of {', '.join(REFINES)}")
-    arch = None
-    if model not in MODELS:
-        if model not in models.MODELS:
-            raise UsageError(f"--model {model}: choose one of {', '.join(MODELS)}, or with --weights one of the "
-                             f"registered architectures ({', '.join(models.MODELS)})")
-        if weights is None:
-            raise UsageError(f"--model {model} names the architecture of --weights FILE; give the weights")
-        model, arch = "default", model
+    model, arch = _split_model(model, weights)
     if isinstance(device, str):
         from blurtools.ops.device import resolve_device
 
@@ -283,36 +320,8 @@ def load_predictor(kind: str, model: str = "default",
     if model == "classical":
         if weights is not None:
             raise UsageError("--model classical uses no weights; drop --weights (or --model)")
-        from blurtools.infer.classical import DECONVS, METHODS
-
-        if method not in METHODS:
-            raise UsageError(f"--kernel-method {method}: choose one of {', '.join(METHODS)}")
-        if deconv not in DECONVS:
-            raise UsageError(f"--deconv {deconv}: choose one of {', '.join(DECONVS)}")
-        if max_size < 3:
-            raise UsageError(f"--kernel-size {max_size}: must be >= 3")
-        opts = dict(kernel=kernel, method=method, max_size=max_size, deconv=deconv, strength=strength, crf=crf)
-        prov = {"model": "classical", "kernel": kernel_path if kernel is not None else "estimated",
-                "kernel_method": None if kernel is not None else method, "kernel_size": max_size,
-                "deconv": deconv, "strength": strength, "crf": crf or "linear"}   # None: the values as given
-        if amp:
-            log.warning("--amp has no effect on the classical method")
-        return Predictor(kind, "classical", device, None, CLASSICAL_FRAMES if kind == "video" else None,
-                         multiple=8, classical=opts, provenance=prov)
-    if weights is not None:
-        paths = [Path(w) for w in ([weights] if isinstance(weights, (str, Path)) else weights)]
-        if not paths:
-            raise UsageError("--weights: give a checkpoint file")
-        if kind == "image" and len(paths) == 1 and paths[0].is_dir():
-            raise BlurtoolsError(f"{paths[0]}: is a folder; give the checkpoint file (e.g. {paths[0]}/weights.pt)")
-        net, prov = _load_weights(kind, paths, device, arch)
-    else:
-        path = default_weights_path(kind)
-        if not path.is_file():
-            raise BlurtoolsError(f"{path}: the default {COMMANDS[kind]} weights are missing from this installation; "
-                                 "give a checkpoint with --weights PATH (from `blurtools train`) or use "
-                                 "--model classical")
-        net, prov = _load_network(kind, path, device, "default")
+        return _classical_predictor(kind, device, kernel, kernel_path, method, max_size, deconv, strength, crf, amp)
+    net, prov = _network(kind, weights, device, arch)
     if refine is None:          # a published network's output is that network's alone unless asked otherwise
         refine = "none" if "layout" in prov else "classical"
     if amp and device.type != "cuda":

@@ -57,14 +57,14 @@ def kernel_offset(sharp: torch.Tensor, blurry: torch.Tensor, kernel: torch.Tenso
     """Where ``sharp`` sits relative to the scene that ``kernel`` blurs into ``blurry``: ``(dx, dy)`` px.
 
     ``sharp`` re-blurred with ``kernel`` (in linear light when ``crf`` is given) is registered onto
-    ``blurry`` by a translation (:func:`blurtools.metrics.align.align`, central crop, luma). (0, 0) when
+    ``blurry`` by a translation (:func:`blurtools.ops.registration.align`, central crop, luma). (0, 0) when
     registration fails.
 
     Args:
         sharp, blurry: (1, 3, H, W) in [0, 1]. kernel: (kh, kw), sum 1, centre tap ``(kh - 1) // 2``.
     """
-    from blurtools.metrics.align import align
-    from blurtools.ops.blind_kernel import centre_crop
+    from blurtools.ops.registration import align
+    from blurtools.ops.geometry import centre_crop
     from blurtools.ops.crf import from_linear, to_linear
     from blurtools.ops.filters import fft_conv2d
 
@@ -134,7 +134,7 @@ def motion_video(deblur: Any, image: torch.Tensor, opts: Any, frames: int
         ``(frames, info, refine)``: (N, 3, H, W) float in [0, 1], a :class:`MotionInfo`, and the deblur's
         refinement record (a dict, or None).
     """
-    from blurtools.infer.deblur import deblur_with_evidence
+    from blurtools.infer.predict import deblur_with_evidence
     from blurtools.ops.blind_kernel import estimate_kernel
 
     if frames < 1:
