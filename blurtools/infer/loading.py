@@ -293,9 +293,11 @@ def load_predictor(kind: str, model: str = "default",
         refine: networks only; ``"classical"`` or ``"none"`` (the network's result as it is); None: classical
             for blurtools' own weights, none for an authors' published checkpoint (its network alone).
             Image: blend the classical deconvolution (``REFINE_CLASSICAL``'s options) into the network's
-            result where the network or the deconvolution finds evidence of blur. Video: sharpen every frame
-            with the default deblur's result (network and classical), and hold the video still where that
-            deblur finds no evidence of blur (:mod:`blurtools.infer.refine`).
+            result where the network or the deconvolution finds evidence of blur. Video, shipped weights:
+            the frames are the default deblur's result moved along the estimated blur path
+            (:mod:`blurtools.infer.motion_video`; the network's frames are not computed); other
+            checkpoints: sharpen every frame with the default deblur's result (network and classical).
+            Either holds the video still where that deblur finds no evidence of blur.
 
     Raises:
         UsageError: contradictory choices. BlurtoolsError: missing default weights, unreadable or
@@ -335,7 +337,10 @@ def load_predictor(kind: str, model: str = "default",
     elif kind == "video" and refine == "classical":
         if default_weights_path("image").is_file():
             refiner = load_predictor("image", model="default", device=device, amp=amp, refine="classical")
-            prov["refine"] = {"method": "default deblur", **refiner.provenance}
+            # the shipped network's own frames add nothing the deblur along the blur path lacks (MODEL_CARD.md):
+            # its video is made from the deblur alone (infer/motion_video.py); a user's network is kept and sharpened
+            method = "motion" if weights is None else "default deblur"
+            prov["refine"] = {"method": method, **refiner.provenance}
         else:
             log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
     # an authors' network sees windows as they are and pads them itself the way its authors do (NAFNet
