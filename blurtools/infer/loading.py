@@ -279,6 +279,37 @@ def _classical_predictor(kind: str, device: torch.device, kernel: Optional[torch
                      multiple=8, classical=opts, provenance=prov)
 
 
+def _refiner(kind: str, refine: str, device: torch.device, amp: bool, prov: Dict[str, Any]) -> Optional[Predictor]:
+    """The predictor a network's result is refined with (recorded in ``prov["refine"]``), or None."""
+    if refine != "classical":
+        return None
+    if kind == "image":
+        refiner = load_predictor("image", model="classical", device=device, **REFINE_CLASSICAL)
+        prov["refine"] = {"method": "classical", **refiner.provenance}
+        return refiner
+    if not default_weights_path("image").is_file():
+        log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
+        return None
+    refiner = load_predictor("image", model="default", device=device, amp=amp, refine="classical")
+    prov["refine"] = {"method": "default deblur", **refiner.provenance}
+    return refiner
+
+
+def _window_multiple(net: torch.nn.Module, published: bool) -> int:
+    """Window sides handed to ``net`` are multiples of this.
+
+    An authors' network sees windows as they are and pads them itself the way its authors do (NAFNet with
+    zeros), with windows overlapping by its receptive field; another network that sees the whole image
+    (receptive_field None) gets windows padded only to its own multiple: any more padding would change the
+    statistics it computes over the image.
+    """
+    if published:
+        return 1
+    if net.receptive_field is None:
+        return int(net.pad_multiple)
+    return _DEFAULT_MULTIPLE
+
+
 def load_predictor(kind: str, model: str = "default",
                    weights: "str | Path | Sequence[str | Path] | None" = None,
                    device: "str | torch.device" = "cpu", kernel: Optional[torch.Tensor] = None,
@@ -337,27 +368,9 @@ def load_predictor(kind: str, model: str = "default",
         # every window has the same size, so cuDNN's autotuning pays off after the first one
         torch.backends.cudnn.benchmark = True
     prov["amp"] = bool(amp and device.type == "cuda")
-    refiner = None
-    if kind == "image" and refine == "classical":
-        refiner = load_predictor("image", model="classical", device=device, **REFINE_CLASSICAL)
-        prov["refine"] = {"method": "classical", **refiner.provenance}
-    elif kind == "video" and refine == "classical":
-        if default_weights_path("image").is_file():
-            refiner = load_predictor("image", model="default", device=device, amp=amp, refine="classical")
-            prov["refine"] = {"method": "default deblur", **refiner.provenance}
-        else:
-            log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
-    # an authors' network sees windows as they are and pads them itself the way its authors do (NAFNet
-    # with zeros), with windows overlapping by its receptive field; another network that sees the whole
-    # image (receptive_field None) gets windows padded only to its own multiple: any more padding would
-    # change the statistics it computes over the image
+    refiner = _refiner(kind, refine, device, amp, prov)
     published = "layout" in prov
-    if published:
-        multiple = 1
-    elif net.receptive_field is None:
-        multiple = int(net.pad_multiple)
-    else:
-        multiple = _DEFAULT_MULTIPLE
+    multiple = _window_multiple(net, published)
     return Predictor(kind, prov["arch"] or "model", device, net, net.frames if kind == "video" else None,
                      multiple=multiple, amp=bool(amp), refine=refiner, provenance=prov,
                      context=int(net.receptive_field) if published and net.receptive_field is not None else 0)

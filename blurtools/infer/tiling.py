@@ -128,6 +128,39 @@ def _align_in_time(out: torch.Tensor, w: torch.Tensor, acc: torch.Tensor, wacc: 
 
 
 @torch.no_grad()
+def _checked(image: torch.Tensor, tile: int, overlap: int, multiple: int, out_dtype: torch.dtype) -> Tuple[int, int]:
+    """:func:`run_tiled`'s arguments checked; returns (tile rounded down to ``multiple``, multiple >= 1)."""
+    if not isinstance(image, torch.Tensor) or image.dim() != 4:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise UsageError(f"run_tiled: expected an image batch (B, C, H, W), got {shape}")
+    if out_dtype not in (torch.float32, torch.uint8):
+        raise UsageError(f"run_tiled: out_dtype must be torch.float32 or torch.uint8, got {out_dtype}")
+    H, W = image.shape[-2:]
+    if H < 1 or W < 1:
+        raise UsageError(f"run_tiled: zero-size image {H}x{W}")
+    multiple = max(1, int(multiple))
+    if tile > 0:
+        tile = max(multiple, tile // multiple * multiple)
+        if overlap >= tile:
+            raise UsageError(f"--overlap {overlap}: must be smaller than --tile ({tile})")
+    if overlap < 0:
+        raise UsageError(f"--overlap {overlap}: must be >= 0")
+    return tile, multiple
+
+
+def _call(fn: TileFn, image: torch.Tensor, y0: int, cols: List[int], size: Tuple[int, int],
+          padded: Tuple[int, int], device: torch.device) -> torch.Tensor:
+    """``fn`` on the windows at row ``y0`` and columns ``cols`` (window-major), padded to ``padded`` and its
+    result cropped back to ``size``, as float."""
+    (th, tw), (ph, pw) = size, padded
+    tiles = torch.cat([image[:, :, y0:y0 + th, x0:x0 + tw] for x0 in cols], dim=0).to(device)
+    res = fn(pad_to(tiles, ph, pw))
+    if res.dim() not in (4, 5) or res.shape[0] != tiles.shape[0] or tuple(res.shape[-2:]) != (ph, pw):
+        raise UsageError(f"run_tiled: fn must map (b, C, h, w) to (b, C', h, w) or (b, N, C', h, w); "
+                         f"it gave {tuple(res.shape)} for {(tiles.shape[0], image.shape[1], ph, pw)}")
+    return res[..., :th, :tw].float()
+
+
 def run_tiled(fn: TileFn, image: torch.Tensor, tile: int = 512, overlap: int = 32, multiple: int = 8,
               batch: int = 1, device: "torch.device | str | None" = None, out_dtype: torch.dtype = torch.float32,
               min_size: int = 0, align_time: bool = True,
@@ -159,21 +192,8 @@ def run_tiled(fn: TileFn, image: torch.Tensor, tile: int = 512, overlap: int = 3
         with torch.inference_mode():
             sharp = run_tiled(model, blurry[None], tile=512, overlap=32, device="cuda")[0]
     """
-    if not isinstance(image, torch.Tensor) or image.dim() != 4:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise UsageError(f"run_tiled: expected an image batch (B, C, H, W), got {shape}")
-    if out_dtype not in (torch.float32, torch.uint8):
-        raise UsageError(f"run_tiled: out_dtype must be torch.float32 or torch.uint8, got {out_dtype}")
+    tile, multiple = _checked(image, tile, overlap, multiple, out_dtype)
     B, C, H, W = image.shape
-    if H < 1 or W < 1:
-        raise UsageError(f"run_tiled: zero-size image {H}x{W}")
-    multiple = max(1, int(multiple))
-    if tile > 0:
-        tile = max(multiple, tile // multiple * multiple)
-        if overlap >= tile:
-            raise UsageError(f"--overlap {overlap}: must be smaller than --tile ({tile})")
-    if overlap < 0:
-        raise UsageError(f"--overlap {overlap}: must be >= 0")
     device = torch.device(device) if device is not None else image.device
     ys, th = window_layout(H, tile, overlap, multiple)
     xs, tw = window_layout(W, tile, overlap, multiple)
@@ -200,12 +220,7 @@ def run_tiled(fn: TileFn, image: torch.Tensor, tile: int = 512, overlap: int = 3
             band0 = y0
         for c0 in range(0, len(xs), per_call):
             cols = xs[c0:c0 + per_call]
-            tiles = torch.cat([image[:, :, y0:y0 + th, x0:x0 + tw] for x0 in cols], dim=0).to(device)
-            res = fn(pad_to(tiles, ph, pw))
-            if res.dim() not in (4, 5) or res.shape[0] != tiles.shape[0] or tuple(res.shape[-2:]) != (ph, pw):
-                raise UsageError(f"run_tiled: fn must map (b, C, h, w) to (b, C', h, w) or (b, N, C', h, w); "
-                                 f"it gave {tuple(res.shape)} for {(tiles.shape[0], C, ph, pw)}")
-            res = res[..., :th, :tw].float()
+            res = _call(fn, image, y0, cols, (th, tw), (ph, pw), device)
             if out is None:
                 lead = tuple(res.shape[1:-2])
                 out = torch.empty(B, *lead, H, W, dtype=out_dtype)
