@@ -30,6 +30,11 @@ import torch.nn.functional as F
 
 from blurtools import models
 from blurtools.errors import BlurtoolsError, UsageError
+from blurtools.infer.classical import DECONVS, METHODS, classical_deblur, classical_video, estimate_kernel
+from blurtools.infer.frame_multiply import multiply_frames
+from blurtools.models.files import read_weights_file
+from blurtools.models.jin2018_release import load_cascade, release_part
+from blurtools.ops.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +148,6 @@ class Predictor:
         def fn(x: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode(), self._autocast():
                 if self.kind == "video" and want != self.frames:
-                    from blurtools.infer.frame_multiply import multiply_frames
-
                     y = multiply_frames(model, x, want)
                 else:
                     y = model(x)
@@ -154,8 +157,6 @@ class Predictor:
 
     def _prepare_classical(self, images: torch.Tensor, frames: Optional[int]
                            ) -> Tuple[Callable[[torch.Tensor], torch.Tensor], int]:
-        from blurtools.infer.classical import classical_deblur, classical_video, estimate_kernel
-
         opts = dict(self.classical)
         user_kernel = opts.pop("kernel", None)
         method, max_size = opts.pop("method", "linear"), opts.pop("max_size", 63)
@@ -203,9 +204,6 @@ def _load_weights(kind: str, paths: List[Path], device: torch.device, arch: Opti
                   ) -> Tuple[torch.nn.Module, Dict[str, Any]]:
     """The network of ``--weights``: one checkpoint file (of architecture ``arch`` when given), or (video)
     Jin et al.'s released cascade, given as the folder holding its four files or the four files themselves."""
-    from blurtools.models.files import read_weights_file
-    from blurtools.models.jin2018_release import load_cascade, release_part
-
     single = paths[0] if len(paths) == 1 and not paths[0].is_dir() else None
     if kind == "image" and single is None:
         raise UsageError(f"{paths[0] if len(paths) == 1 else ' '.join(map(str, paths))}: deblur takes one "
@@ -261,8 +259,6 @@ def _classical_predictor(kind: str, device: torch.device, kernel: Optional[torch
                          method: str, max_size: int, deconv: str, strength: Optional[float], crf: Optional[str],
                          amp: bool) -> Predictor:
     """The classical method (no weights): blind or known-kernel deconvolution with these options."""
-    from blurtools.infer.classical import DECONVS, METHODS
-
     if method not in METHODS:
         raise UsageError(f"--kernel-method {method}: choose one of {', '.join(METHODS)}")
     if deconv not in DECONVS:
@@ -347,8 +343,6 @@ def load_predictor(kind: str, model: str = "default",
         raise UsageError(f"--refine {refine}: choose one of {', '.join(REFINES)}")
     model, arch = _split_model(model, weights)
     if isinstance(device, str):
-        from blurtools.ops.device import resolve_device
-
         device = resolve_device(device)
     if kernel is not None:
         if weights is not None:
