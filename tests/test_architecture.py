@@ -54,7 +54,7 @@ ALLOWED = {
     "io": set(),
     "ops": set(),
     "data": {"io"},
-    "models": {"ops"},
+    "models": {"io", "ops"},
     "losses": {"ops"},
     "metrics": {"io", "ops"},
     "synth": {"io", "ops", "request"},
