@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -127,9 +127,8 @@ def _align_in_time(out: torch.Tensor, w: torch.Tensor, acc: torch.Tensor, wacc: 
     return out
 
 
-@torch.no_grad()
-def _checked(image: torch.Tensor, tile: int, overlap: int, multiple: int, out_dtype: torch.dtype) -> Tuple[int, int]:
-    """:func:`run_tiled`'s arguments checked; returns (tile rounded down to ``multiple``, multiple >= 1)."""
+def _checked_layout(image: Any, out_dtype: torch.dtype, tile: int, overlap: int, multiple: int) -> Tuple[int, int]:
+    """(tile rounded down to the multiple, multiple >= 1) after checking run_tiled's arguments (UsageError)."""
     if not isinstance(image, torch.Tensor) or image.dim() != 4:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise UsageError(f"run_tiled: expected an image batch (B, C, H, W), got {shape}")
@@ -148,19 +147,21 @@ def _checked(image: torch.Tensor, tile: int, overlap: int, multiple: int, out_dt
     return tile, multiple
 
 
-def _call(fn: TileFn, image: torch.Tensor, y0: int, cols: List[int], size: Tuple[int, int],
-          padded: Tuple[int, int], device: torch.device) -> torch.Tensor:
-    """``fn`` on the windows at row ``y0`` and columns ``cols`` (window-major), padded to ``padded`` and its
-    result cropped back to ``size``, as float."""
-    (th, tw), (ph, pw) = size, padded
-    tiles = torch.cat([image[:, :, y0:y0 + th, x0:x0 + tw] for x0 in cols], dim=0).to(device)
-    res = fn(pad_to(tiles, ph, pw))
-    if res.dim() not in (4, 5) or res.shape[0] != tiles.shape[0] or tuple(res.shape[-2:]) != (ph, pw):
-        raise UsageError(f"run_tiled: fn must map (b, C, h, w) to (b, C', h, w) or (b, N, C', h, w); "
-                         f"it gave {tuple(res.shape)} for {(tiles.shape[0], image.shape[1], ph, pw)}")
-    return res[..., :th, :tw].float()
+def _blend(res: torch.Tensor, cols: Sequence[int], wy_row: torch.Tensor, wx_cols: torch.Tensor, acc: torch.Tensor,
+           wacc: torch.Tensor, B: int, tw: int, align_time: bool) -> None:
+    """Add the windows ``res`` (k*B, ..., th, tw) of one call, at columns ``cols``, weighted into the band
+    accumulators ``acc`` (B, ..., th, W) and ``wacc`` (th, W), in place."""
+    for k, x0 in enumerate(cols):
+        w = wy_row[:, None] * wx_cols[k][None, :]
+        piece = res[k * B:(k + 1) * B]
+        a = acc[..., x0:x0 + tw]
+        if piece.dim() == 5 and align_time:
+            piece = _align_in_time(piece, w, a, wacc[:, x0:x0 + tw])
+        a += piece * w
+        wacc[:, x0:x0 + tw] += w
 
 
+@torch.no_grad()
 def run_tiled(fn: TileFn, image: torch.Tensor, tile: int = 512, overlap: int = 32, multiple: int = 8,
               batch: int = 1, device: "torch.device | str | None" = None, out_dtype: torch.dtype = torch.float32,
               min_size: int = 0, align_time: bool = True,
@@ -192,7 +193,7 @@ def run_tiled(fn: TileFn, image: torch.Tensor, tile: int = 512, overlap: int = 3
         with torch.inference_mode():
             sharp = run_tiled(model, blurry[None], tile=512, overlap=32, device="cuda")[0]
     """
-    tile, multiple = _checked(image, tile, overlap, multiple, out_dtype)
+    tile, multiple = _checked_layout(image, out_dtype, tile, overlap, multiple)
     B, C, H, W = image.shape
     device = torch.device(device) if device is not None else image.device
     ys, th = window_layout(H, tile, overlap, multiple)
@@ -220,21 +221,19 @@ def run_tiled(fn: TileFn, image: torch.Tensor, tile: int = 512, overlap: int = 3
             band0 = y0
         for c0 in range(0, len(xs), per_call):
             cols = xs[c0:c0 + per_call]
-            res = _call(fn, image, y0, cols, (th, tw), (ph, pw), device)
+            tiles = torch.cat([image[:, :, y0:y0 + th, x0:x0 + tw] for x0 in cols], dim=0).to(device)
+            res = fn(pad_to(tiles, ph, pw))
+            if res.dim() not in (4, 5) or res.shape[0] != tiles.shape[0] or tuple(res.shape[-2:]) != (ph, pw):
+                raise UsageError(f"run_tiled: fn must map (b, C, h, w) to (b, C', h, w) or (b, N, C', h, w); "
+                                 f"it gave {tuple(res.shape)} for {(tiles.shape[0], C, ph, pw)}")
+            res = res[..., :th, :tw].float()
             if out is None:
                 lead = tuple(res.shape[1:-2])
                 out = torch.empty(B, *lead, H, W, dtype=out_dtype)
                 acc = torch.zeros(B, *lead, th, W, device=res.device)
                 wacc = torch.zeros(th, W, device=res.device)
                 wy, wx = wy.to(res.device), wx.to(res.device)
-            for k, x0 in enumerate(cols):
-                w = wy[r][:, None] * wx[c0 + k][None, :]
-                piece = res[k * B:(k + 1) * B]
-                a = acc[..., x0:x0 + tw]
-                if piece.dim() == 5 and align_time:
-                    piece = _align_in_time(piece, w, a, wacc[:, x0:x0 + tw])
-                a += piece * w
-                wacc[:, x0:x0 + tw] += w
+            _blend(res, cols, wy[r], wx[c0:c0 + len(cols)], acc, wacc, B, tw, align_time)
             done += 1
             if on_window is not None:
                 on_window(done, total)
