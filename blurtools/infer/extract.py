@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -131,11 +131,15 @@ def plan_extract(inputs: Sequence["str | Path"], output: Path, fmt: Optional[str
 
 def extract_video(predictor: Predictor, image: torch.Tensor, opts: Optional[ExtractOptions] = None,
                   out_dtype: torch.dtype = torch.uint8,
-                  on_window: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
+                  on_window: Optional[Callable[[int, int], None]] = None,
+                  record: Optional[Dict[str, Any]] = None) -> torch.Tensor:
     """The frames hidden in one blurry image (C, H, W) in [0, 1] (gray is taken as RGB).
 
     Returns (N, 3, H, W) on the CPU: uint8 by default (a 7-frame 24-megapixel video in 0.5 GB), or float
-    in [0, 1] with ``out_dtype=torch.float32`` (16-bit frames).
+    in [0, 1] with ``out_dtype=torch.float32`` (16-bit frames). With the shipped weights and the default
+    refinement the frames are the default deblur moved along the estimated blur path
+    (:mod:`blurtools.infer.motion_video`); ``record``, when given, receives what that did (``motion``,
+    ``refine``).
 
     Example::
 
@@ -149,6 +153,13 @@ def extract_video(predictor: Predictor, image: torch.Tensor, opts: Optional[Extr
     if opts.frames is not None and opts.frames < 1:
         raise UsageError(f"--frames {opts.frames}: must be >= 1")
     x = image.expand(3, -1, -1)[None]
+    if predictor.refine is not None and predictor.provenance.get("refine", {}).get("method") == "motion":
+        from blurtools.infer.motion_video import motion_video
+
+        out, info, refined = motion_video(predictor.refine, x.float(), opts, opts.frames or predictor.frames or 7)
+        if record is not None:
+            record.update(motion=asdict(info), refine=refined)
+        return (out * 255).round_().to(torch.uint8) if out_dtype == torch.uint8 else out.to(out_dtype)
     out = run_predictor(predictor, x, opts, frames=opts.frames, out_dtype=out_dtype, on_window=on_window)[0]
     if out_dtype != torch.uint8:
         out.clamp_(0, 1)
@@ -241,16 +252,18 @@ def extract_files(predictor: Predictor, jobs: Sequence[VideoJob], opts: ExtractO
                 raise error
             image, bits = result
             as_float = job.fmt == "png" and bits == 16
+            made: Dict[str, Any] = {}
             frames = extract_video(predictor, image, opts, out_dtype=torch.float32 if as_float else torch.uint8,
-                                   on_window=on_window)
-            rec = {**record, "source": str(job.src), "frames": int(frames.shape[0])}
+                                   on_window=on_window, record=made)
+            rec = {**record, "source": str(job.src), "frames": int(frames.shape[0]), **made}
             if job.fmt == "png":
                 write_frame_folder(job.dst, frames, bits, provenance_text("extract-video", rec))
             else:
                 comment = json.dumps({"tool": "blurtools extract-video", **rec}, sort_keys=True, default=str)
                 write_video(job.dst, sequence_for_output(frames, opts.boomerang), job.fmt, opts.fps, opts.loop, comment)
             outcome.items.append({"input": str(job.src), "output": str(job.dst), "format": job.fmt,
-                                  "frames": int(frames.shape[0]), "width": image.shape[-1], "height": image.shape[-2]})
+                                  "frames": int(frames.shape[0]), "width": image.shape[-1], "height": image.shape[-2],
+                                  **made})
             if opts.sheet_height > 0:
                 h = opts.sheet_height
                 thumbs.append((job.src.name, thumbnail(image.expand(3, -1, -1), h), [thumbnail(f, h) for f in frames]))

@@ -266,8 +266,14 @@ def _classical_predictor(kind: str, device: torch.device, kernel: Optional[torch
                      multiple=8, classical=opts, provenance=prov)
 
 
-def _refiner(kind: str, refine: str, device: torch.device, amp: bool, prov: Dict[str, Any]) -> Optional[Predictor]:
-    """The predictor a network's result is refined with (recorded in ``prov["refine"]``), or None."""
+def _refiner(kind: str, refine: str, device: torch.device, amp: bool, prov: Dict[str, Any],
+             shipped: bool) -> Optional[Predictor]:
+    """The predictor a network's result is refined with (recorded in ``prov["refine"]``), or None.
+
+    ``shipped``: the network is the shipped default. Its own video frames add nothing the deblur along the
+    blur path lacks (MODEL_CARD.md), so its video is made from the deblur alone
+    (:mod:`blurtools.infer.motion_video`); a user's network is kept and sharpened.
+    """
     if refine != "classical":
         return None
     if kind == "image":
@@ -278,7 +284,7 @@ def _refiner(kind: str, refine: str, device: torch.device, amp: bool, prov: Dict
         log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
         return None
     refiner = load_predictor("image", model="default", device=device, amp=amp, refine="classical")
-    prov["refine"] = {"method": "default deblur", **refiner.provenance}
+    prov["refine"] = {"method": "motion" if shipped else "default deblur", **refiner.provenance}
     return refiner
 
 
@@ -320,9 +326,11 @@ def load_predictor(kind: str, model: str = "default",
         refine: networks only; ``"classical"`` or ``"none"`` (the network's result as it is); None: classical
             for blurtools' own weights, none for an authors' published checkpoint (its network alone).
             Image: blend the classical deconvolution (``REFINE_CLASSICAL``'s options) into the network's
-            result where the network or the deconvolution finds evidence of blur. Video: sharpen every frame
-            with the default deblur's result (network and classical), and hold the video still where that
-            deblur finds no evidence of blur (:mod:`blurtools.infer.refine`).
+            result where the network or the deconvolution finds evidence of blur. Video, shipped weights:
+            the frames are the default deblur's result moved along the estimated blur path
+            (:mod:`blurtools.infer.motion_video`; the network's frames are not computed); other
+            checkpoints: sharpen every frame with the default deblur's result (network and classical).
+            Either holds the video still where that deblur finds no evidence of blur.
 
     Raises:
         UsageError: contradictory choices. BlurtoolsError: missing default weights, unreadable or
@@ -353,7 +361,7 @@ def load_predictor(kind: str, model: str = "default",
         # every window has the same size, so cuDNN's autotuning pays off after the first one
         torch.backends.cudnn.benchmark = True
     prov["amp"] = bool(amp and device.type == "cuda")
-    refiner = _refiner(kind, refine, device, amp, prov)
+    refiner = _refiner(kind, refine, device, amp, prov, shipped=weights is None)
     published = "layout" in prov
     multiple = _window_multiple(net, published)
     return Predictor(kind, prov["arch"] or "model", device, net, net.frames if kind == "video" else None,
