@@ -2,7 +2,7 @@
 
 import torch
 
-from blurtools.infer.refine import blend_classical, blend_video, blur_evidence, classical_share, correction_db
+from blurtools.infer.refine import blend_classical, blend_video, blur_evidence, correction_db
 from blurtools.ops.filters import gaussian_blur
 from blurtools.ops.warp import shift
 
@@ -13,13 +13,13 @@ def _texture(seed=0, size=96):
     return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-def test_share_ramps_from_weight_to_zero_as_the_network_changes_less():
-    assert classical_share(20.0) == 0.7
-    assert classical_share(36.0) == 0.7
-    assert abs(classical_share(38.0) - 0.35) < 1e-9
-    assert classical_share(40.0) == 0.0
-    assert classical_share(55.0) == 0.0
-    assert classical_share(39.0, ramp_db=0) == 0.7
+def test_evidence_ramps_from_one_to_zero_as_the_network_changes_less():
+    assert blur_evidence(20.0) == 1.0
+    assert blur_evidence(36.0) == 1.0
+    assert abs(blur_evidence(38.0) - 0.5) < 1e-9
+    assert blur_evidence(40.0) == 0.0
+    assert blur_evidence(55.0) == 0.0
+    assert blur_evidence(39.0, ramp_db=0) == 1.0
 
 
 def test_sharp_input_comes_back_unchanged():

@@ -30,11 +30,14 @@ import torch
 from blurtools.errors import UsageError
 from blurtools.infer.inputs import expand_inputs, read_ahead, read_input
 from blurtools.infer.jobs import Outcome, pending_jobs, record_failure
+from blurtools.infer.loading import Predictor
 from blurtools.infer.outputs import encode_png, provenance_text, write_output_image
 from blurtools.infer.predict import InferOptions, deblur_with_evidence, is_oom, run_predictor
-from blurtools.infer.loading import Predictor
+from blurtools.infer.refine import blend_video
 from blurtools.io.atomic import atomic_write_bytes
-from blurtools.io.images import IMAGE_EXTENSIONS
+from blurtools.io.contact_sheet import contact_sheet, thumbnail
+from blurtools.io.images import IMAGE_EXTENSIONS, tensor_to_array
+from blurtools.io.video import write_gif, write_mp4, write_webp
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +164,6 @@ def extract_video(predictor: Predictor, image: torch.Tensor, opts: Optional[Extr
     if out_dtype != torch.uint8:
         out.clamp_(0, 1)
     if predictor.refine is not None:
-        from blurtools.infer.refine import blend_video
-
         sharp, evidence, _ = deblur_with_evidence(predictor.refine, x, opts)
         blend_video(out, sharp, evidence[0])
     return out
@@ -187,8 +188,6 @@ def write_video(path: Path, frames: torch.Tensor, fmt: str, fps: float, loop: Op
     ``loop``: how many times the animation plays (0 = forever; None = forever for GIF/WebP, once for MP4;
     an MP4 has no loop flag, so its frames are written ``loop`` times over).
     """
-    from blurtools.io.video import write_gif, write_mp4, write_webp
-
     arrays = _rgb8(frames)
     if fmt == "gif":
         write_gif(path, arrays, fps=fps, loop=0 if loop is None else loop, comment=comment)
@@ -217,8 +216,6 @@ def write_frame_folder(path: Path, frames: torch.Tensor, bits: int, text: Dict[s
             if frame.dtype == torch.uint8:
                 array = np.ascontiguousarray(frame.permute(1, 2, 0).numpy())
             else:
-                from blurtools.io.images import tensor_to_array
-
                 array = tensor_to_array(frame, bits)
             (tmp / f"{i:04d}.png").write_bytes(encode_png(array, text))
         if path.exists():
@@ -247,8 +244,6 @@ def extract_files(predictor: Predictor, jobs: Sequence[VideoJob], opts: ExtractO
     failure stops the run (outputs written before stay, each complete). ``on_window(done, total)`` reports
     the windows of each image.
     """
-    from blurtools.io.contact_sheet import thumbnail
-
     outcome, thumbs = Outcome(), []
     todo = pending_jobs(jobs, opts.skip_existing, outcome, on_done)
     for job, result, error in read_ahead(todo, read_input):
@@ -284,8 +279,6 @@ def extract_files(predictor: Predictor, jobs: Sequence[VideoJob], opts: ExtractO
 def write_sheet(path: Path, thumbs: Sequence[Tuple[str, np.ndarray, List[np.ndarray]]], record: Dict[str, Any],
                 columns: int = 8) -> None:
     """Compose and write the contact sheet (PNG with provenance; other image formats via imageio)."""
-    from blurtools.io.contact_sheet import contact_sheet
-
     sheet = contact_sheet([(b, f) for _, b, f in thumbs], columns=columns,
                           titles=[n for n, _, _ in thumbs] if len(thumbs) > 1 else None)
     if path.suffix.lower() == ".png":

@@ -8,20 +8,14 @@ on uniform blur but rings where its kernel is wrong, and on nearly sharp or loca
 
 :func:`blend_classical` per image:
 
-1. **Is there blur to remove?** The network's own correction tells: ``change_db`` is the PSNR between its
-   output and the input. The network was trained on blurred/sharp pairs including nearly static clip
-   windows and changes little where it sees no blur (held-out carphone clip: 43-46 dB; camera-shake
-   photos of a cat and a coffee cup: 28-34 dB). It also misses some blur (the rocket photo's shakes:
-   48-52 dB; a real 35 px blur, scikit-image's ``clock``: 41.9 dB). The classical result tells as well:
-   a blind deconvolution that finds a real kernel turns the image's gradients much sparser, one that
-   finds none leaves them as they were. :func:`sparsity_gain` is the ratio of the normalised sparsity
-   ``||grad||_1 / ||grad||_2`` (Krishnan et al. 2011) of the input to that of the classical result:
-   0.86-1.12 on 17 of the 18 sharp scikit-image photos (the star field ``hubble_deep_field``: 1.55) and
-   0.90-1.08 on the nearly static carphone windows; 1.06-1.55 on those photos' camera shakes, 2.0 on
-   ``clock``. The evidence of blur is the
-   larger of the two: the network's, falling linearly from 1 at ``sharp_db - ramp_db`` to 0 at
-   ``sharp_db``, and the deconvolution's, rising linearly from 0 at a gain of ``GAIN_LOW`` to 1 at
-   ``GAIN_HIGH``. The classical share is ``weight`` times that evidence.
+1. **Is there blur to remove?** Two kinds of evidence, and the larger counts. The network's own
+   correction: ``change_db``, the PSNR between its output and its input, is high where it sees no blur;
+   its evidence falls linearly from 1 at ``sharp_db - ramp_db`` to 0 at ``sharp_db``. The classical
+   result's: a blind deconvolution that finds a real kernel turns the image's gradients much sparser, one
+   that finds none leaves them as they were; :func:`sparsity_gain` is the ratio of the normalised sparsity
+   ``||grad||_1 / ||grad||_2`` (Krishnan et al. 2011) of the input to that of the classical result, and its
+   evidence rises linearly from 0 at ``GAIN_LOW`` to 1 at ``GAIN_HIGH``. The classical share is ``weight``
+   times the evidence. (The measurements behind the thresholds are in the model card.)
 2. **Register.** The classical result sits where its kernel's centroid puts it, the network's where the
    network put it (a blurry image does not say where inside the blur the mid-exposure lies). The classical
    result is moved onto the network's by the translation :func:`blurtools.ops.registration.align` finds
@@ -53,7 +47,7 @@ from blurtools.ops.warp import shift
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RefineInfo", "blend_classical", "blend_video", "correction_db", "blur_evidence", "classical_share",
+__all__ = ["RefineInfo", "blend_classical", "blend_video", "correction_db", "blur_evidence",
            "sparsity_gain", "deconvolution_evidence"]
 
 # both weights were picked on the held-out <= 20 px photos (MODEL_CARD.md says what a validation set preferred)
@@ -109,12 +103,6 @@ def blur_evidence(change_db: float, sharp_db: float = SHARP_DB, ramp_db: float =
     if ramp_db <= 0:
         return 1.0 if change_db < sharp_db else 0.0
     return _ramp(change_db, sharp_db, sharp_db - ramp_db)
-
-
-def classical_share(change_db: float, weight: float = WEIGHT, sharp_db: float = SHARP_DB,
-                    ramp_db: float = RAMP_DB) -> float:
-    """The classical share for a network correction of ``change_db``: ``weight`` below the ramp, 0 above."""
-    return float(weight * blur_evidence(change_db, sharp_db, ramp_db))
 
 
 def sparsity_gain(blurry: torch.Tensor, deblurred: torch.Tensor) -> float:
@@ -236,8 +224,7 @@ def blend_video(frames: torch.Tensor, sharp: torch.Tensor, evidence: float, weig
     Every frame becomes ``evidence * ((1 - weight) * frame + weight * moved) + (1 - evidence) * sharp``, where
     ``moved`` is ``sharp`` registered onto that frame (:func:`_register`): the frames keep the network's
     motion and gain the deblur's detail; an image with no evidence of blur (``evidence`` 0) has no
-    motion to show, so every frame is the deblurred image (on the held-out carphone clip, 30.00 dB
-    order-invariant against 28.65 for the video network alone).
+    motion to show, so every frame is the deblurred image (measured in the model card).
 
     Args:
         frames: (N, 3, H, W) uint8, or float in [0, 1]; changed in place and returned.
