@@ -98,7 +98,7 @@ def _refusal(path: Path, error: Exception) -> str:
         return (f"{path}: refused: the file carries code ({shown}), which a weights file never needs; "
                 "blurtools loads tensors only and never runs code from a file")
     if path.read_bytes()[:64].startswith(b"version https://git-lfs"):
-        return f"{path}: not a PyTorch weights file: a Git LFS pointer, not the weights themselves; fetch the file (git lfs pull)"
+        return f"{path}: not a PyTorch weights file: it holds text, a Git LFS pointer, not the weights (git lfs pull fetches them)"
     other = _foreign_content(path)
     if other:
         return f"{path}: not a PyTorch weights file: {other}"
