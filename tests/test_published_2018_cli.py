@@ -99,10 +99,14 @@ def test_extract_video_from_the_folder_gives_seven_frames_in_the_authors_order(r
     assert meta["model"]["layout"] == "jin2018-release" and len(meta["model"]["weights"]) == 4
 
 
-def test_extract_video_needs_all_four_files(release, tmp_path):
+def test_extract_video_takes_the_four_files_and_needs_all_of_them(release, tmp_path):
     root, _, _ = release
     _input16(tmp_path / "in.png", 40, 40)
-    three = [a for n in ref.JIN_FILES[:3] for a in ("--weights", root / "jin" / n)]
+    four = [a for n in reversed(ref.JIN_FILES) for a in ("--weights", root / "jin" / n)]
+    res = run("extract-video", tmp_path / "in.png", "-o", tmp_path / "frames", *four, "--device", "cpu")
+    assert res.returncode == 0, res.output
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 7
+    three = four[2:]
     res = run("extract-video", tmp_path / "in.png", "-o", tmp_path / "v.gif", *three, "--device", "cpu")
     assert res.returncode == 1 and "F17_N9_from_F26_N9_from_F35_N8.pth" in res.output
     res = run("extract-video", tmp_path / "in.png", "-o", tmp_path / "v.gif", "--weights", root / "jin" / "center_v3.pth",
