@@ -25,7 +25,7 @@ def test_legacy_python2_file_reads_tensors_exactly(tmp_path):
     raw = path.read_bytes()
     assert not raw.startswith(b"PK")                          # the legacy format, not a zip
     assert pickle.SHORT_BINSTRING + b"\x0cstate_dict_G" in raw  # Python 2 byte strings
-    assert b"cuda:0" in raw
+    assert b"cuda:0" in raw and b"ctorch.cuda\nFloatStorage\n" in raw
     assert "torch._utils._rebuild_tensor" in pickle_globals(path)
     state = read_weights_file(path)
     assert list(state) == ["state_dict_G"]
