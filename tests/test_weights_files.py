@@ -91,6 +91,15 @@ def test_truncated_legacy_file(tmp_path):
         read_weights_file(path)
 
 
+def test_a_file_the_safe_loader_cannot_read_says_why_and_never_advises_unsafe_loading(tmp_path):
+    path = save_legacy({"k" * 300: torch.ones(1)}, tmp_path / "long_key.pth")   # a Python 2 BINSTRING
+    with pytest.raises(BlurtoolsError) as e:
+        read_weights_file(path)
+    msg = str(e.value)
+    assert "long_key.pth" in msg and "Unsupported operand" in msg
+    assert "weights_only" not in msg and "False" not in msg
+
+
 def test_drop_running_stats_and_strip_prefix():
     sd = {"a.weight": 1, "a.running_mean": 2, "a.running_var": 3, "b.num_batches_tracked": 4}
     assert drop_running_stats(sd) == {"a.weight": 1}

@@ -97,9 +97,9 @@ def _refusal(path: Path, error: Exception) -> str:
         shown = ", ".join(sorted(set(unsafe))[:5])
         return (f"{path}: refused: the file carries code ({shown}), which a weights file never needs; "
                 "blurtools loads tensors only and never runs code from a file")
-    text = str(error).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    detail = next((line for line in lines if "Unsupported" in line or "error" in line.lower()), lines[-1] if lines else "")
+    text = " ".join(str(error).split())
+    reason = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(Check the documentation|$)", text)
+    detail = reason.group(1) if reason and reason.group(1) else text.split(". ")[-1]
     if "magic number" in text.lower() or isinstance(error, (EOFError, IndexError, zipfile.BadZipFile)):
         return f"{path}: not a PyTorch weights file, or truncated/damaged ({type(error).__name__}: {detail[:160]})"
     return f"{path}: cannot be read as weights with the safe loader ({type(error).__name__}: {detail[:200]})"
