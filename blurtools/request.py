@@ -155,8 +155,14 @@ def coerce_all(cls: type, values: Dict[str, Any]) -> Dict[str, Any]:
     return {k: coerce(fields[k], v) if k in fields else v for k, v in values.items()}
 
 
-def check_choice(flag: str, value: Any, choices: Sequence[str]) -> None:
-    """UsageError ``--flag value: choose a, b or c`` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        listed = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
-        raise UsageError(f"{flag} {value}: choose {listed}")
+def parse_shard(text: Optional[str]) -> "Optional[tuple[int, int]]":
+    """``"I/N"`` -> (I, N) with 0 <= I < N; None passes through."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {text}: expected I/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise UsageError(f"--shard {text}: need 0 <= I < N")
+    return i, n

@@ -1,6 +1,10 @@
 """What every subcommand shares: options, error-to-exit-code mapping, progress, output.
 
-Exit status (DESIGN.md): 0 success, 1 failure of the work, 2 usage error, 130 interrupted. A failure prints
+Options are derived from the library's request objects (see :mod:`blurtools.request`): a command declares
+which requests it takes with :func:`with_requests`, and gets one flag per request field (its help, default,
+type and short flag from the field) plus the shared options of SHARED (--json, --quiet, --debug...).
+
+Exit status: 0 success, 1 failure of the work, 2 usage error, 130 interrupted. A failure prints
 one ``error: ...`` line on stderr; ``--debug`` (or BLURTOOLS_DEBUG=1) shows the traceback instead.
 """
 
@@ -20,6 +24,7 @@ import typer
 
 from blurtools.errors import BlurtoolsError, UsageError
 from blurtools.request import Described, describe_default, described_fields
+from blurtools.request import parse_shard  # noqa: F401  (commands parse --shard I/N with it)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -39,19 +44,6 @@ SHARED: Dict[str, Tuple[Any, Any]] = {
     "quiet": (bool, QuietOption),
     "debug": (bool, DebugOption),
 }
-
-
-def parse_shard(text: Optional[str]) -> "Optional[tuple[int, int]]":
-    """``"I/N"`` -> (I, N) with 0 <= I < N; None passes through."""
-    if text is None:
-        return None
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise UsageError(f"--shard {text}: expected I/N, e.g. 0/4") from None
-    if n < 1 or not 0 <= i < n:
-        raise UsageError(f"--shard {text}: need 0 <= I < N")
-    return i, n
 
 
 def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
@@ -74,7 +66,7 @@ def fail(message: str, code: int = EXIT_FAILURE) -> "typer.Exit":
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Map library exceptions to one ``error:`` line and the exit codes of DESIGN.md."""
+    """Map library exceptions to one ``error:`` line and the exit codes above."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -152,6 +144,20 @@ def progress(total: Optional[int], description: str, quiet: bool = False) -> Ite
         yield _RichProgress(bar, task)
 
 
+@contextlib.contextmanager
+def file_progress(total: int, description: str, quiet: bool = False) -> Iterator[Tuple[Any, Any]]:
+    """Progress of a run over ``total`` files: yields (on_done, on_window) for the library's run functions.
+
+    Many files: the bar counts files (on_done per file). One file: the bar counts its windows instead.
+    """
+    single = total == 1
+    with progress(None if single else total, description, quiet) as bar:
+        if single:
+            yield None, (lambda done, windows: bar.update(total=windows, completed=done))
+        else:
+            yield (lambda job: bar.advance()), None
+
+
 def run_standalone(command: Callable[..., Any], name: str) -> None:
     """Run one command as an executable of its own (``blur-synth``, ``extract-video``...)."""
     app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -214,44 +220,49 @@ def given_flags(cls: type, values: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def with_request(cls: Optional[type] = None, *, name: str = "request", layered: bool = False,
-                 shared: Sequence[str] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a command the flags of request ``cls`` and the shared options ``shared`` (names of SHARED).
+def with_requests(requests: Optional[Dict[str, type]] = None, *, layered: bool = False,
+                  shared: Sequence[str] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the flags of its request objects and the shared options ``shared`` (names of SHARED).
 
-    In ``--help`` the command's own positional-or-keyword parameters (its arguments, and options such as
-    ``-o`` that lead) come first, then one flag per field of ``cls``, then its own keyword-only options
-    (those after ``*``), then the shared options. The command receives ``name=`` the
-    request built from the flags (``cls(**values)``; with ``layered``: the dict of the flags that were given,
-    for a command that layers them over a file) and each shared option under its own name.
+    ``requests`` maps a parameter name of the command to a request class; the command receives under that
+    name the request built from its flags (``cls(**values)``, which validates itself; with ``layered``: the
+    dict of the flags that were given, for a command that layers them over a file), and each shared option
+    under its own name. In ``--help`` the command's own positional-or-keyword parameters (its arguments, and
+    options such as ``-o`` that lead) come first, then one flag per field of each request, then its own
+    keyword-only options (those after ``*``), then the shared options.
     """
+    requests = dict(requests or {})
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(func)
         own = [p.replace(annotation=hints.get(p.name, p.annotation))
-               for p in inspect.signature(func).parameters.values() if p.name != name and p.name not in shared]
+               for p in inspect.signature(func).parameters.values() if p.name not in requests and p.name not in shared]
         lead = [p for p in own if p.kind is not p.KEYWORD_ONLY]
         tail = [p for p in own if p.kind is p.KEYWORD_ONLY]
-        fields = request_parameters(cls, layered) if cls is not None else []
+        fields = {name: request_parameters(cls, layered) for name, cls in requests.items()}
         extra = [inspect.Parameter(s, inspect.Parameter.KEYWORD_ONLY, default=SHARED[s][1], annotation=SHARED[s][0])
                  for s in shared]
-        params = lead + fields + tail + extra
+        params = lead + [p for group in fields.values() for p in group] + tail + extra
 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
-            if cls is not None:
-                values = {p.name: kwargs.pop(p.name) for p in fields}
-                if layered:
-                    kwargs[name] = given_flags(cls, values)
-                else:
-                    for f in cli_fields(cls):
-                        if f.info.items is not None:
-                            values[f.name] = f.info.items(list(values[f.name] or []), f.flag)
-                    kwargs[name] = cls(**values)
+            for name, cls in requests.items():
+                values = {p.name: kwargs.pop(p.name) for p in fields[name]}
+                kwargs[name] = given_flags(cls, values) if layered else build_request(cls, values)
             return func(**kwargs)
 
         wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        wrapper.request_class, wrapper.request_layered = cls, layered  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        wrapper.requests, wrapper.layered = requests, layered  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
+
+
+def build_request(cls: type, values: Dict[str, Any]) -> Any:
+    """The request ``cls`` from its flags' values (repeatable flags parsed into their field's value)."""
+    values = dict(values)
+    for f in cli_fields(cls):
+        if f.info.items is not None:
+            values[f.name] = f.info.items(list(values.get(f.name) or []), f.flag)
+    return cls(**values)

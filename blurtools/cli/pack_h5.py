@@ -9,7 +9,8 @@ from typing import Any, Dict, List, Optional
 
 import typer
 
-from blurtools.cli.common import DebugOption, QuietOption, SeedOption, handle_errors, progress, run_standalone, setup_logging
+from blurtools.cli.common import (DebugOption, JsonOption, QuietOption, SeedOption, handle_errors, progress, run_standalone,
+                                  setup_logging)
 from blurtools.errors import UsageError
 
 COMMAND_NAME = "pack-h5"
@@ -96,7 +97,7 @@ def command(
     info: bool = typer.Option(False, "--info", help="Print what the pack holds (samples, frames, sizes, sources, options)."),
     verify: bool = typer.Option(False, "--verify", help="Read back every chunk and check every checksum "
                                 "(with -o: the new pack, before it replaces the target)."),
-    json_out: bool = typer.Option(False, "--json", help="Print --info/--verify results (or the written pack's info) as JSON."),
+    json_out: bool = JsonOption,
     quiet: bool = QuietOption,
     debug: bool = DebugOption,
 ) -> None:

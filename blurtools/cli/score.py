@@ -14,7 +14,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import typer
 
 from blurtools import __version__
-from blurtools.cli.common import DebugOption, DeviceOption, QuietOption, handle_errors, parse_shard, progress, setup_logging
+from blurtools.cli.common import (DebugOption, DeviceOption, JsonOption, QuietOption, handle_errors, parse_shard, progress,
+                                  setup_logging)
 from blurtools.errors import BlurtoolsError, UsageError
 
 COMMAND_NAME = "score"
@@ -114,7 +115,7 @@ def command(
     lpips: Optional[LpipsNet] = typer.Option(None, "--lpips", help="Add LPIPS with this trunk (needs its ImageNet weights in torchvision's cache)."),
     video: bool = typer.Option(False, "--video", help="Each prediction is a frame folder or GIF/MP4 scored order-invariantly against a sharp sequence."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image rows and the mean to this CSV file."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (stable keys) on stdout instead of a table."),
+    as_json: bool = JsonOption,
     ignore_unmatched: bool = typer.Option(False, "--ignore-unmatched", help="Score the matched pairs even when some predictions have no ground truth."),
     align: Optional[AlignModel] = typer.Option(
         None, "--align", help="Align each prediction to its ground truth first and score the valid region only "
@@ -165,10 +166,7 @@ def command(
     if len(paths) != 2:
         raise UsageError(f"expected PRED GT (2 paths), got {len(paths)}; to join shard pieces, add --merge")
     pred, gt = paths
-    if video and (align is not None or best_of_gt):
-        raise UsageError("--align and --best-of-gt score images; they do not combine with --video")
-    if align is not None and ssim_mode != SsimMode.skimage:
-        raise UsageError("--align scores SSIM over the valid region in the skimage convention; drop --ssim matlab3d")
+    _check_modes(video, align, best_of_gt, ssim_mode)
     piece = None if shard is None else Shard(*parse_shard(shard))  # type: ignore[misc]
     if piece is not None and not as_json:
         raise UsageError("--shard writes a piece for --merge: add --json (and redirect it to a file)")
@@ -176,22 +174,43 @@ def command(
                         align=align.value if align else None, max_shift=max_shift, min_corr=min_corr,
                         ssim_window=ssim_mask.value)
     rows, matching, start = _score(pred, gt, opts, video, best_of_gt, ignore_unmatched, lpips, device, quiet, piece)
+    options = _record_options(pred, gt, ssim_mode, y, crop_border, lpips, video, align, best_of_gt, max_shift, min_corr,
+                              ssim_mask)
+    _warn_unaligned(rows)
+    head = {"tool": "blurtools score", "version": __version__, "options": options,
+            "unmatched_gt": matching.unmatched_gt, "unmatched_pred": matching.unmatched_pred}
+    if piece is not None:
+        head["shard"] = shard_record(piece, start, rows, len(matching.pairs))
+    _emit(rows, summarize(rows), head, csv_path, as_json)
+
+
+def _check_modes(video: bool, align: Optional[AlignModel], best_of_gt: bool, ssim_mode: SsimMode) -> None:
+    if video and (align is not None or best_of_gt):
+        raise UsageError("--align and --best-of-gt score images; they do not combine with --video")
+    if align is not None and ssim_mode != SsimMode.skimage:
+        raise UsageError("--align scores SSIM over the valid region in the skimage convention; drop --ssim matlab3d")
+
+
+def _record_options(pred: Path, gt: Path, ssim_mode: SsimMode, y: bool, crop_border: int, lpips: Optional[LpipsNet],
+                    video: bool, align: Optional[AlignModel], best_of_gt: bool, max_shift: float, min_corr: float,
+                    ssim_mask: SsimWindow) -> Dict[str, Any]:
+    """The options the JSON and CSV record (alignment options only when alignment is used)."""
     options = {"pred": str(pred), "gt": str(gt), "ssim": ssim_mode.value, "y": y, "crop_border": crop_border,
                "lpips": lpips.value if lpips else None, "video": video}
     if align is not None or best_of_gt:
         options.update(align=align.value if align else None, best_of_gt=best_of_gt)
     if align is not None:
         options.update(max_shift=max_shift, min_corr=min_corr, ssim_mask=ssim_mask.value)
+    return options
+
+
+def _warn_unaligned(rows: List[Dict[str, Any]]) -> None:
+    """One warning on stderr listing the pairs that could not be aligned (they have null metrics)."""
     failed = [r for r in rows if r.get("status") == "unaligned"]
     if failed:
         listed = "; ".join(f"{r['name']} ({r['reason']})" for r in failed[:5]) + (" ..." if len(failed) > 5 else "")
         print(f"warning: {len(failed)} of {len(rows)} pair(s) could not be aligned and are not scored (null metrics; "
               f"the means cover the other {len(rows) - len(failed)}): {listed}", file=sys.stderr)
-    head = {"tool": "blurtools score", "version": __version__, "options": options,
-            "unmatched_gt": matching.unmatched_gt, "unmatched_pred": matching.unmatched_pred}
-    if piece is not None:
-        head["shard"] = shard_record(piece, start, rows, len(matching.pairs))
-    _emit(rows, summarize(rows), head, csv_path, as_json)
 
 
 def _score(pred: Path, gt: Path, opts: Any, video: bool, best_of_gt: bool, ignore_unmatched: bool,

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Iterator, Optional
 
 import typer
 
-from blurtools.cli.common import handle_errors, setup_logging, stderr_is_terminal, with_request
+from blurtools.cli.common import handle_errors, setup_logging, stderr_is_terminal, with_requests
 from blurtools.train.config import TrainConfig, load_toml, merge
 from blurtools.train.distributed import env_rank
 from blurtools.train.engine import TrainResult, train
@@ -93,7 +93,7 @@ def _display(quiet: bool) -> Iterator[Optional[Callable[[Dict[str, Any]], None]]
 
 
 @handle_errors
-@with_request(TrainConfig, name="flags", layered=True, shared=("json_out", "quiet", "debug"))
+@with_requests({"flags": TrainConfig}, layered=True, shared=("json_out", "quiet", "debug"))
 def command(
     *,
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with the same knobs; flags win."),

@@ -194,97 +194,112 @@ def synthesize(paths: Sequence["str | Path"], output: "str | Path", tool: str, o
         :class:`RunStats`. Raises BlurtoolsError when no source yields a window (nothing is written).
     """
     cfg.check()
-    n = cfg.frames
-    stride = cfg.stride or n
     sources = discover_sources(paths, stills=cfg.stills)
     for src in sources:
         if src.kind == "still" and still_exposure is None:
             raise UsageError(f"{src.path}: still photos are not supported by {tool}")
         probe_source(src)
     stats = RunStats(sources=len(sources))
-    produced = [0]  # samples in this shard so far (finished earlier or now), for --max-samples
-    shared_written: List[bool] = []
-
-    def budget_left() -> bool:
-        return control.max_samples is None or produced[0] < control.max_samples
-
     with SampleWriterPool(output, tool, options, shard=control.shard, bits=cfg.bits, workers=control.workers,
                           compress_level=control.compress_level) as pool:
-        def wanted(src: FrameSource, start: int) -> bool:
-            sid = sample_id(src, start)
-            if not in_shard(sid, control.shard):
-                stats.other_shards += 1
-                return False
-            if pool.is_done(sid):
-                stats.already_done += 1
-                produced[0] += 1
-                return False
-            return True
-
-        def emit(sid: str, exposure: Exposure, src: FrameSource, start: int, extra: Dict[str, Any]) -> None:
-            gen = sample_generator(cfg.seed, sid)
-            linear = render(exposure)
-            sharp_t = frames_to_tensor(exposure.sharp, control.device) if cfg.saturation else None
-            linear, params = apply_realism(linear, sharp_t, cfg.noise, cfg.saturation, gen)
-            blurry = quantize(from_linear(linear, cfg.crf), cfg.bits)
-            if shared_files and not shared_written:
-                for rel, data in shared_files.items():
-                    pool.write_shared(rel, data)
-                shared_written.append(True)
-            rec = {**exposure.extra, **extra, "exposure_frames": exposure.length}
-            if params:
-                rec["realism"] = params
-            pool.add(sid, blurry, exposure.sharp, source=str(src.path), start=start, files=exposure.files, **rec)
-            stats.written += 1
-            produced[0] += 1
-
+        run = _SetRun(cfg, control, pool, stats, render, shared_files, on_window)
         for src in sources:
-            if not budget_left():
+            if not run.budget_left():
                 break
             if src.kind == "still":
-                image = None
-                for k in range(cfg.per_still):
-                    if not budget_left():
-                        break
-                    sid = sample_id(src, k)
-                    if not wanted(src, k):
-                        continue
-                    if image is None:
-                        image = _geometry([read_frame(src.path)], cfg, str(src.path))[0]
-                    stats.windows += 1
-                    emit(sid, still_exposure(image, sid, k), src, k, {"kind": "still"})
-                    if on_window:
-                        on_window(stats)
-                continue
-            report = WindowReport()
-            for win in iter_windows(src, n, stride, wanted=lambda s, src=src: wanted(src, s), report=report):
-                stats.windows += 1
-                sid = sample_id(src, win.start)
-                frames = _geometry(win.frames, cfg, str(src.path))
-                extra: Dict[str, Any] = {}
-                if cfg.cut_threshold is not None and n > 1:
-                    scores = content_scores(frames)
-                    extra["cut_score_max"] = round(float(scores.max()), 3)
-                    if float(scores.max()) > cfg.cut_threshold:
-                        stats.rejected_cuts += 1
-                        log.info("%s: window at frame %d crosses a scene cut (content score %.1f > %g); rejected",
-                                 src.path, win.start, float(scores.max()), cfg.cut_threshold)
-                        continue
-                exposure = window_exposure(frames, cfg.crf, cfg.interp, cfg.interp_method, control.device)
-                emit(sid, exposure, src, win.start, extra)
-                if on_window:
-                    on_window(stats)
-                if not budget_left():
-                    break
-            stats.frames += report.frames
-            if report.too_short:
-                stats.too_short += 1
+                run.still(src, still_exposure)
             else:
-                stats.tail_frames += report.tail
-            for note in report.notes:
-                log.warning("%s", note)
-                stats.notes.append(note)
+                run.windows(src)
     if stats.windows == 0 and stats.already_done == 0 and stats.other_shards == 0:
         why = "; ".join(stats.notes) or "no frames"
-        raise BlurtoolsError(f"no window of {n} frames fits any source ({why}); use a smaller --frames; nothing was written")
+        raise BlurtoolsError(f"no window of {cfg.frames} frames fits any source ({why}); use a smaller --frames; "
+                             "nothing was written")
     return stats
+
+
+class _SetRun:
+    """One run of :func:`synthesize` over its sources: which samples are wanted, and making one."""
+
+    def __init__(self, cfg: SynthConfig, control: RunControl, pool: SampleWriterPool, stats: RunStats, render: Render,
+                 shared_files: Optional[Dict[str, bytes]], on_window: Optional[Callable[[RunStats], None]]):
+        self.cfg, self.control, self.pool, self.stats, self.render = cfg, control, pool, stats, render
+        self.shared_files, self.on_window = shared_files, on_window
+        self.produced = 0  # samples in this shard so far (finished earlier or now), for --max-samples
+        self.shared_written = False
+
+    def budget_left(self) -> bool:
+        return self.control.max_samples is None or self.produced < self.control.max_samples
+
+    def wanted(self, src: FrameSource, start: int) -> bool:
+        sid = sample_id(src, start)
+        if not in_shard(sid, self.control.shard):
+            self.stats.other_shards += 1
+            return False
+        if self.pool.is_done(sid):
+            self.stats.already_done += 1
+            self.produced += 1
+            return False
+        return True
+
+    def emit(self, sid: str, exposure: Exposure, src: FrameSource, start: int, extra: Dict[str, Any]) -> None:
+        cfg = self.cfg
+        gen = sample_generator(cfg.seed, sid)
+        linear = self.render(exposure)
+        sharp_t = frames_to_tensor(exposure.sharp, self.control.device) if cfg.saturation else None
+        linear, params = apply_realism(linear, sharp_t, cfg.noise, cfg.saturation, gen)
+        blurry = quantize(from_linear(linear, cfg.crf), cfg.bits)
+        if self.shared_files and not self.shared_written:
+            for rel, data in self.shared_files.items():
+                self.pool.write_shared(rel, data)
+            self.shared_written = True
+        rec = {**exposure.extra, **extra, "exposure_frames": exposure.length}
+        if params:
+            rec["realism"] = params
+        self.pool.add(sid, blurry, exposure.sharp, source=str(src.path), start=start, files=exposure.files, **rec)
+        self.stats.written += 1
+        self.produced += 1
+        if self.on_window:
+            self.on_window(self.stats)
+
+    def still(self, src: FrameSource, still_exposure: StillExposure) -> None:
+        """``per_still`` samples of one still photo, each along its own trajectory."""
+        image = None
+        for k in range(self.cfg.per_still):
+            if not self.budget_left():
+                break
+            sid = sample_id(src, k)
+            if not self.wanted(src, k):
+                continue
+            if image is None:
+                image = _geometry([read_frame(src.path)], self.cfg, str(src.path))[0]
+            self.stats.windows += 1
+            self.emit(sid, still_exposure(image, sid, k), src, k, {"kind": "still"})
+
+    def windows(self, src: FrameSource) -> None:
+        """Every wanted window of a frame sequence; windows across a scene cut are rejected."""
+        cfg, stats, n = self.cfg, self.stats, self.cfg.frames
+        report = WindowReport()
+        for win in iter_windows(src, n, cfg.stride or n, wanted=lambda s: self.wanted(src, s), report=report):
+            stats.windows += 1
+            frames = _geometry(win.frames, cfg, str(src.path))
+            extra: Dict[str, Any] = {}
+            if cfg.cut_threshold is not None and n > 1:
+                scores = content_scores(frames)
+                extra["cut_score_max"] = round(float(scores.max()), 3)
+                if float(scores.max()) > cfg.cut_threshold:
+                    stats.rejected_cuts += 1
+                    log.info("%s: window at frame %d crosses a scene cut (content score %.1f > %g); rejected",
+                             src.path, win.start, float(scores.max()), cfg.cut_threshold)
+                    continue
+            exposure = window_exposure(frames, cfg.crf, cfg.interp, cfg.interp_method, self.control.device)
+            self.emit(sample_id(src, win.start), exposure, src, win.start, extra)
+            if not self.budget_left():
+                break
+        stats.frames += report.frames
+        if report.too_short:
+            stats.too_short += 1
+        else:
+            stats.tail_frames += report.tail
+        for note in report.notes:
+            log.warning("%s", note)
+            stats.notes.append(note)

@@ -22,9 +22,9 @@ import dataclasses
 import json
 import logging
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from blurtools import __version__
 from blurtools.errors import UsageError
@@ -76,7 +76,8 @@ class TrainConfig:
     lr_min_ratio: float = option(0.0, help="Cosine floor as a fraction of the base rate.")
     grad_clip: float = option(0.0, help="Clip the gradient norm to this; 0 = off.")
     adam_betas: tuple = option((0.9, 0.999), cli=False, help="Adam's betas (a file-only knob).")
-    model_args: Dict[str, Any] = option(default_factory=dict, flag="--model-arg", metavar="NAME=VALUE", items=lambda v, f: parse_key_values(v, f),
+    model_args: Dict[str, Any] = option(default_factory=dict, flag="--model-arg", metavar="NAME=VALUE",
+                                        items=lambda v, f: parse_key_values(v, f),
                                         help="Model constructor argument (width, depth...); repeatable.")
     loss_weights: Dict[str, float] = option(default_factory=dict, flag="--loss-weight", metavar="NAME=VALUE",
                                             items=lambda v, f: parse_key_values(v, f),
