@@ -51,7 +51,7 @@ import blurtools  # noqa: E402
 from blurtools.infer.classical import kernel_path  # noqa: E402
 from blurtools.infer.loading import REFINE_CLASSICAL  # noqa: E402
 from blurtools.io.images import read_image  # noqa: E402
-from blurtools.metrics.align import align  # noqa: E402
+from blurtools.ops.registration import align  # noqa: E402
 from blurtools.metrics.masked import masked_psnr  # noqa: E402
 from blurtools.metrics.psnr import psnr  # noqa: E402
 from blurtools.ops.blind_kernel import estimate_kernel  # noqa: E402

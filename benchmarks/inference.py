@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from blurtools.infer.deblur import InferOptions, deblur_image  # noqa: E402
+from blurtools.infer.predict import InferOptions, deblur_image  # noqa: E402
 from blurtools.infer.extract import ExtractOptions, extract_video  # noqa: E402
 from blurtools.infer.loading import Predictor, default_weights_path, load_predictor  # noqa: E402
 

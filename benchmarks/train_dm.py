@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from blurtools.io.sampleset import SampleSetWriter  # noqa: E402
 from blurtools.models.dm import DenseDeblurModule  # noqa: E402
+from blurtools.data.stream import StepBatches, open_training_data  # noqa: E402
 from blurtools.train import distributed as D  # noqa: E402
 from blurtools.train.config import TrainConfig  # noqa: E402
 from blurtools.train.engine import train  # noqa: E402
@@ -68,8 +69,8 @@ def _throughput_set(root: Path, size: int = 256, count: int = 8) -> Path:
 
 
 def _loader_rate(data: Path, batch: int, patch: int, steps: int = 20) -> float:
-    ds = D.open_training_data(str(data), patch, True, 0, preload=True)
-    stream = D.StepBatches(ds, batch)
+    ds = open_training_data(str(data), patch, True, 0, preload=True)
+    stream = StepBatches(ds, batch)
     stream[0]
     t = time.perf_counter()
     for s in range(steps):

@@ -16,7 +16,9 @@ from skimage.metrics import structural_similarity
 
 from blurtools.io.images import read_image, write_image
 from blurtools.io.sampleset import SampleSetWriter
-from blurtools.metrics.align import align, sample_bicubic, translation_matrix, warp
+from blurtools.ops.homography import sample_bicubic, translation_matrix
+from blurtools.ops.homography import warp_homography as warp
+from blurtools.ops.registration import align
 from blurtools.metrics.masked import inner_rectangle, masked_psnr, masked_ssim
 from blurtools.metrics.ssim import ssim
 

@@ -40,9 +40,15 @@ def violations(package: str, forbidden: Tuple[str, ...]):
 
 
 RULES = [
+    ("ops", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.models", "blurtools.losses",
+             "blurtools.metrics", "blurtools.data")),
+    ("models", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.losses", "blurtools.metrics",
+                "blurtools.data")),
+    ("data", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.models")),
+    ("losses", ("blurtools.train", "blurtools.cli", "blurtools.infer")),
+    ("metrics", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.models")),
     ("infer", ("blurtools.train", "blurtools.cli")),
-    ("models", ("blurtools.train", "blurtools.cli", "blurtools.infer")),
-    ("ops", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.models")),
+    ("train", ("blurtools.cli", "blurtools.infer")),
 ]
 
 
@@ -57,3 +63,14 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
     (pkg / "x.py").write_text("def f():\n    from blurtools.train import engine\n\nfrom ..train import config\n")
     monkeypatch.setattr(__import__(__name__), "PACKAGE", tmp_path / "blurtools")
     assert len(violations("infer", ("blurtools.train",))) == 4
+
+
+def test_no_private_name_crosses_a_file():
+    crossing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("blurtools"):
+                crossing += [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} imports {node.module}.{a.name}"
+                             for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    assert crossing == []

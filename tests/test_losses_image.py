@@ -11,7 +11,8 @@ from blurtools.errors import BlurtoolsError
 from blurtools.losses import adversarial as adv
 from blurtools.losses.perceptual import VGG16_FILE, VGG16_LAYERS, VGGPerceptual, vgg16_features
 from blurtools.losses.pixel import PIXEL_LOSSES, charbonnier, l1, mse
-from blurtools.losses.reblur import KernelBasisOperator, reblur, reblur_loss
+from blurtools.losses.reblur import reblur_loss
+from blurtools.ops.kernel_basis import KernelBasisOperator, reblur
 
 
 # ---------------------------------------------------------------- pixel

@@ -8,7 +8,7 @@ import torch
 
 from blurtools.errors import BlurtoolsError
 from blurtools.losses.perceptual import VGGPerceptual
-from blurtools.losses.reblur import reblur
+from blurtools.ops.kernel_basis import reblur
 from blurtools.models.deblurgan import DeblurGANCritic, DeblurGANGenerator, laplacian
 from blurtools.models.dm import DenseDeblurModule, param_count
 from blurtools.models.kernel_basis import KernelBasisNet, richardson_lucy

@@ -151,3 +151,18 @@ def _png_text(path):
 
     with Image.open(path) as im:
         return dict(im.text)
+
+
+def test_save_kernels_of_blurtools_kernel_basis_network(tmp_path):
+    from blurtools.models.kernel_basis import KernelBasisNet
+    from blurtools.train.checkpoint import save_checkpoint, weights_record
+
+    net = KernelBasisNet(basis=3, kernel_size=9, width=4, depth=2, rl_iters=2)
+    save_checkpoint(tmp_path / "kb.pt", weights_record(net, "kernel-basis", {}, step=1))
+    write_image(tmp_path / "a.png", torch.rand(3, 36, 44))
+    res = run(tmp_path / "a.png", "-o", tmp_path / "out", "--weights", tmp_path / "kb.pt", "--refine", "none",
+              "--save-kernels", tmp_path / "k")
+    assert res.returncode == 0, res.output
+    assert np.load(tmp_path / "k" / "a.kernels.npy").shape == (3, 9, 9)
+    assert np.load(tmp_path / "k" / "a.mixing.npy").shape == (3, 36, 44)
+    assert json.loads((tmp_path / "k" / "a.kernels.json").read_text())["orientation"] == "convolution"

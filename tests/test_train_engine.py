@@ -247,7 +247,7 @@ def test_init_starts_from_a_checkpoint_of_the_same_model(dataset, tmp_path):
     assert end["model_args"] == start["model_args"]
     for k, v in start["state_dict"].items():
         assert torch.allclose(end["state_dict"][k], v, atol=1e-6), k
-    with pytest.raises(BlurtoolsError, match="not of 'tiny-video'"):
+    with pytest.raises(BlurtoolsError, match="not 'tiny-video'"):
         train(_cfg(dataset, tmp_path / "c", model="tiny-video", init=str(tmp_path / "a" / "weights.pt")),
               tiny.TinyVideo, tiny.VIDEO)
     with pytest.raises(BlurtoolsError, match="do not fit"):

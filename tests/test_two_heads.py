@@ -164,3 +164,15 @@ def test_saturated_rl_rejects_bad_shapes():
         saturated_rl(torch.rand(1, 3, 10, 40), torch.rand(1, 2, 33, 33), torch.rand(1, 2, 10, 40))
     with pytest.raises(BlurtoolsError, match="expected"):
         saturated_rl(torch.rand(3, 40, 40), torch.rand(1, 2, 33, 33), torch.rand(1, 2, 40, 40))
+
+
+def test_mixed_correlation_both_orientations_match_direct_convolution():
+    from blurtools.ops.saturated_rl import MixedCorrelation
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(2, 3, 37, 41, generator=g)
+    kernels = torch.rand(2, 7, 9, 9, generator=g)                  # more than one chunk of 5
+    masks = torch.rand(2, 7, 37, 41, generator=g)
+    op = MixedCorrelation(kernels, masks)
+    assert torch.allclose(op.apply(x), _reblur_direct(x, kernels, masks), atol=1e-4)
+    assert torch.allclose(op.apply(x, flipped=True), _reblur_direct(x, torch.flip(kernels, (2, 3)), masks), atol=1e-4)

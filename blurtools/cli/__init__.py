@@ -1,7 +1,8 @@
 """Command-line adapters: the only package that imports typer or rich.
 
 COMMAND_MODULES lists the subcommand modules in the order ``blurtools --help`` shows them; each module
-has ``COMMAND_NAME`` and ``command``.
+has ``COMMAND_NAME`` and ``command``, or ``APP`` (a typer group whose subcommands are
+``blurtools NAME SUB``).
 """
 
 COMMAND_MODULES = [
@@ -13,4 +14,5 @@ COMMAND_MODULES = [
     "phase_code",
     "deblur",
     "extract_video",
+    "weights",
 ]

@@ -28,13 +28,17 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _register() -> None:
-    # Each command module exposes COMMAND_NAME and command(); only built commands are listed here.
+    # Each command module exposes COMMAND_NAME and command(), or APP (a typer group of subcommands);
+    # only built commands are listed here.
     from blurtools.cli import COMMAND_MODULES
     import importlib
 
     for mod_name in COMMAND_MODULES:
         mod = importlib.import_module(f"blurtools.cli.{mod_name}")
-        app.command(name=mod.COMMAND_NAME, help=mod.command.__doc__)(mod.command)
+        if hasattr(mod, "APP"):
+            app.add_typer(mod.APP, name=mod.COMMAND_NAME)
+        else:
+            app.command(name=mod.COMMAND_NAME, help=mod.command.__doc__)(mod.command)
 
 
 _register()

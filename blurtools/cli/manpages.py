@@ -82,8 +82,22 @@ def all_pages() -> Dict[str, Tuple[click.Command, object]]:
     pages: Dict[str, Tuple[click.Command, object]] = {"blurtools": (group, None)}
     for mod_name in COMMAND_MODULES:
         module = importlib.import_module(f"blurtools.cli.{mod_name}")
-        pages[f"blurtools-{module.COMMAND_NAME}"] = (group.commands[module.COMMAND_NAME], module)
+        cmd = group.commands[module.COMMAND_NAME]
+        subcommands = getattr(cmd, "commands", None)
+        if subcommands:   # a group: one page per subcommand, its examples from MAN_EXAMPLES[sub]
+            for sub, sub_cmd in subcommands.items():
+                pages[f"blurtools-{module.COMMAND_NAME}-{sub}"] = (sub_cmd, _SubModule(module, sub))
+        else:
+            pages[f"blurtools-{module.COMMAND_NAME}"] = (cmd, module)
     return pages
+
+
+class _SubModule:
+    """The man-page hooks of one subcommand of a group module (MAN_EXAMPLES / MAN_FILES keyed by subcommand)."""
+
+    def __init__(self, module: object, sub: str):
+        self.MAN_EXAMPLES = (getattr(module, "MAN_EXAMPLES", None) or {}).get(sub)
+        self.MAN_FILES = (getattr(module, "MAN_FILES", None) or {}).get(sub)
 
 
 def render_all() -> Dict[str, str]:
@@ -93,7 +107,7 @@ def render_all() -> Dict[str, str]:
         if name == "blurtools":
             pages["blurtools.1"] = _render_root(cmd)
         else:
-            pages[f"{name}.1"] = render(name.replace("blurtools-", "blurtools "), cmd, module)
+            pages[f"{name}.1"] = render(name.replace("-", " ", 2 if isinstance(module, _SubModule) else 1), cmd, module)
     return pages
 
 

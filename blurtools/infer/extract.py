@@ -28,8 +28,10 @@ import numpy as np
 import torch
 
 from blurtools.errors import UsageError
-from blurtools.infer.deblur import (InferOptions, _fail, _Outcome, encode_png, expand_inputs, pending_jobs, provenance_text,
-                                    read_ahead, read_input, run_predictor, write_output_image)
+from blurtools.infer.inputs import expand_inputs, read_ahead, read_input
+from blurtools.infer.jobs import Outcome, pending_jobs, record_failure
+from blurtools.infer.outputs import encode_png, provenance_text, write_output_image
+from blurtools.infer.predict import InferOptions, deblur_with_evidence, is_oom, run_predictor
 from blurtools.infer.loading import Predictor
 from blurtools.io.atomic import atomic_write_bytes
 from blurtools.io.images import IMAGE_EXTENSIONS
@@ -148,7 +150,6 @@ def extract_video(predictor: Predictor, image: torch.Tensor, opts: Optional[Extr
     if out_dtype != torch.uint8:
         out.clamp_(0, 1)
     if predictor.refine is not None:
-        from blurtools.infer.deblur import deblur_with_evidence
         from blurtools.infer.refine import blend_video
 
         sharp, evidence, _ = deblur_with_evidence(predictor.refine, x, opts)
@@ -227,7 +228,7 @@ def write_frame_folder(path: Path, frames: torch.Tensor, bits: int, text: Dict[s
 def extract_files(predictor: Predictor, jobs: Sequence[VideoJob], opts: ExtractOptions, record: Dict[str, Any],
                   on_done: Optional[Callable[[VideoJob], None]] = None,
                   on_window: Optional[Callable[[int, int], None]] = None
-                  ) -> Tuple[_Outcome, List[Tuple[str, np.ndarray, List[np.ndarray]]]]:
+                  ) -> Tuple[Outcome, List[Tuple[str, np.ndarray, List[np.ndarray]]]]:
     """Extract every job's video and write it; returns the outcome and (name, blurry, frames) thumbnails
     (empty unless ``opts.sheet_height`` > 0).
 
@@ -237,7 +238,7 @@ def extract_files(predictor: Predictor, jobs: Sequence[VideoJob], opts: ExtractO
     """
     from blurtools.io.contact_sheet import thumbnail
 
-    outcome, thumbs = _Outcome(), []
+    outcome, thumbs = Outcome(), []
     todo = pending_jobs(jobs, opts.skip_existing, outcome, on_done)
     for job, result, error in read_ahead(todo, read_input):
         try:
@@ -259,11 +260,9 @@ def extract_files(predictor: Predictor, jobs: Sequence[VideoJob], opts: ExtractO
                 h = opts.sheet_height
                 thumbs.append((job.src.name, thumbnail(image.expand(3, -1, -1), h), [thumbnail(f, h) for f in frames]))
         except Exception as exc:
-            from blurtools.infer.deblur import _is_oom
-
-            if _is_oom(exc):
+            if is_oom(exc):
                 raise
-            _fail(outcome, job, exc, opts.keep_going)
+            record_failure(outcome, job, exc, opts.keep_going)
         if on_done:
             on_done(job)
     return outcome, thumbs

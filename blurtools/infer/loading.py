@@ -19,7 +19,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 
 from blurtools import models
 from blurtools.errors import BlurtoolsError, UsageError
+from blurtools.io.digest import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,6 @@ def default_weights_path(kind: str) -> Path:
     import blurtools.weights
 
     return Path(blurtools.weights.__file__).resolve().parent / DEFAULT_WEIGHTS[kind]
-
-
-def file_sha256(path: "str | Path") -> str:
-    """SHA-256 of a file's bytes (hex), to record which weights made an output."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

@@ -24,7 +24,7 @@ on uniform blur but rings where its kernel is wrong, and on nearly sharp or loca
    ``GAIN_HIGH``. The classical share is ``weight`` times that evidence.
 2. **Register.** The classical result sits where its kernel's centroid puts it, the network's where the
    network put it (a blurry image does not say where inside the blur the mid-exposure lies). The classical
-   result is moved onto the network's by the translation :func:`blurtools.metrics.align.align` finds
+   result is moved onto the network's by the translation :func:`blurtools.ops.registration.align` finds
    (on a central crop of at most 512 px, luma), so the blend does not double edges.
 3. **Blend** ``(1 - w) * learned + w * classical``; pixels the moved classical image does not cover keep
    the network's values.
@@ -39,6 +39,10 @@ from typing import Callable, List, Optional
 import torch
 
 from blurtools.errors import UsageError
+from blurtools.ops.color import to_gray
+from blurtools.ops.geometry import centre_crop
+from blurtools.ops.registration import align
+from blurtools.ops.warp import shift
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +117,8 @@ def sparsity_gain(blurry: torch.Tensor, deblurred: torch.Tensor) -> float:
     Args:
         blurry, deblurred: (1, C, H, W) in [0, 1], C = 1 or 3, the same size.
     """
-    from blurtools.metrics.align import to_luma
-    from blurtools.ops.blind_kernel import centre_crop
-
     def ns(x: torch.Tensor) -> float:
-        y = to_luma(centre_crop(x.float(), _SPARSITY_SIDE).double())[0, 0]
+        y = to_gray(centre_crop(x.float(), _SPARSITY_SIDE).double())[0, 0]
         gy, gx = torch.gradient(y)
         g = torch.hypot(gx, gy)[4:-4, 4:-4]
         return float(g.sum() / (g.square().sum() * g.numel()).sqrt().clamp_min(1e-30))
@@ -137,10 +138,6 @@ def _register(moving: torch.Tensor, fixed: torch.Tensor) -> "tuple[torch.Tensor,
     has all its bicubic taps inside ``moving`` and 0 elsewhere; ``dx, dy`` is the translation applied;
     ``reason`` is "" on success, else why it failed (then ``moved`` and ``covered`` are None).
     """
-    from blurtools.metrics.align import align
-    from blurtools.ops.blind_kernel import centre_crop
-    from blurtools.ops.warp import shift
-
     a = align(centre_crop(moving, _ALIGN_SIDE), centre_crop(fixed, _ALIGN_SIDE), "translation")
     if not bool(a.ok[0]):
         return None, None, 0.0, 0.0, a.reasons[0]

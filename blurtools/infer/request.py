@@ -25,10 +25,13 @@ from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tupl
 from blurtools import __version__
 from blurtools.errors import BlurtoolsError, UsageError
 from blurtools.infer.classical import read_kernel
-from blurtools.infer.deblur import InferOptions, deblur_files, plan_deblur, shard_jobs, write_meta
+from blurtools.infer.deblur import deblur_files
 from blurtools.infer.extract import ExtractOptions, extract_files, plan_extract, write_sheet
+from blurtools.infer.inputs import plan_deblur, shard_jobs
 from blurtools.infer.kernel_estimates import check_kernel_model, write_estimates
 from blurtools.infer.loading import Predictor, load_predictor
+from blurtools.infer.outputs import write_meta
+from blurtools.infer.predict import InferOptions
 from blurtools.io.images import IMAGE_EXTENSIONS
 from blurtools.ops.device import resolve_device
 from blurtools.request import option, parse_shard

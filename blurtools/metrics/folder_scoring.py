@@ -5,7 +5,7 @@
 ``batch * (workers + 2)`` decoded images are held at any time, however many files there are.
 
 With ``ScoreOptions.align`` each prediction is first aligned to its ground truth
-(:mod:`blurtools.metrics.align`) and scored over the valid region (:mod:`blurtools.metrics.masked`);
+(:mod:`blurtools.ops.registration`) and scored over the valid region (:mod:`blurtools.metrics.masked`);
 rows then carry ``status`` ("ok" | "unaligned"), the alignment found and, for an unaligned pair, null
 metrics and the ``reason``. ``score_best_of_gt`` scores a prediction against every frame of a ground-truth
 sequence (read in chunks of ``batch`` frames) and keeps the best frame by PSNR.
@@ -27,11 +27,11 @@ from blurtools.io.images import array_to_tensor, read_array
 from blurtools.io.pairs import Pair
 from blurtools.io.video import iter_frames, list_frame_files
 from blurtools.metrics._common import luma_scaled, resolve_quantize, to_scale
-from blurtools.metrics.align import align
 from blurtools.metrics.image import compute_image_metrics
 from blurtools.metrics.lpips_metric import LpipsMetric
 from blurtools.metrics.masked import inner_rectangle, masked_psnr, masked_ssim
 from blurtools.metrics.video import score_video
+from blurtools.ops.registration import align
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 class ScoreOptions:
     """How to score. ``ssim_mode``: skimage|matlab3d; ``y``: BT.601 luma; ``crop_border``: pixels per side.
 
-    ``align``: None, "translation" or "homography" (see :func:`blurtools.metrics.align.align`, with
+    ``align``: None, "translation" or "homography" (see :func:`blurtools.ops.registration.align`, with
     ``max_shift`` and ``min_corr``); ``ssim_window``: "window" or "centre" (:func:`masked_ssim`).
     """
 

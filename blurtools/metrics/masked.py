@@ -1,6 +1,6 @@
 """PSNR and SSIM over a valid region only: scoring aligned images whose warp left an empty border.
 
-After a prediction is warped onto the ground truth (:mod:`blurtools.metrics.align`), part of the frame
+After a prediction is warped onto the ground truth (:mod:`blurtools.ops.registration`), part of the frame
 has no data. These metrics take a mask of the pixels that do and score only those:
 
 - ``masked_psnr``: 10 log10(1 / MSE), the MSE over the masked pixels of every channel.

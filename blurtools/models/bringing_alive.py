@@ -30,7 +30,7 @@ from blurtools.errors import BlurtoolsError
 from blurtools.models.contract import Model
 from blurtools.models.convlstm import ConvLSTMCell, State
 from blurtools.models.dm import DenseDeblurModule
-from blurtools.models.jin import pad_to_multiple
+from blurtools.ops.geometry import pad_to_multiple
 from blurtools.ops.warp import warp  # the per-pixel warping transformer
 
 MULTIPLE = 16

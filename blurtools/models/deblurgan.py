@@ -23,6 +23,7 @@ from torch import nn
 
 from blurtools.errors import BlurtoolsError
 from blurtools.models.contract import Model
+from blurtools.ops.geometry import pad_to_multiple
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -93,11 +94,7 @@ class DeblurGANGenerator(Model):
     def forward(self, blurry: torch.Tensor) -> torch.Tensor:
         if blurry.dim() != 4 or blurry.shape[1] != 3:
             raise BlurtoolsError(f"DeblurGANGenerator: expected blurry (B, 3, H, W), got {tuple(blurry.shape)}")
-        h, w = blurry.shape[-2:]
-        ph, pw = (-h) % 4, (-w) % 4
-        x = blurry * 2 - 1
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+        x, (h, w) = pad_to_multiple(blurry * 2 - 1, self.pad_multiple)
         inp = torch.cat([x, laplacian(x)], 1) if self.use_laplacian else x
         out = torch.clamp(x + self.body(inp), -1, 1)
         return (out[..., :h, :w] + 1) / 2

@@ -30,6 +30,7 @@ from torch import nn
 
 from blurtools.errors import BlurtoolsError
 from blurtools.models.contract import Model
+from blurtools.ops.geometry import pad_to_multiple
 
 
 def _act() -> nn.Module:
@@ -142,12 +143,7 @@ class DenseDeblurModule(Model):
     def forward(self, blurry: torch.Tensor) -> torch.Tensor:
         if blurry.dim() != 4 or blurry.shape[1] != 3:
             raise BlurtoolsError(f"DenseDeblurModule: expected blurry (B, 3, H, W), got {tuple(blurry.shape)}")
-        h, w = blurry.shape[-2:]
-        m = 4 * self.s2d
-        ph, pw = (-h) % m, (-w) % m
-        x = blurry
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+        x, (h, w) = pad_to_multiple(blurry, self.pad_multiple)
         e0 = self.head(F.pixel_unshuffle(x, self.s2d))
         e1 = self.enc1(e0)
         e2 = self.enc2(self.down1(e1))

@@ -97,12 +97,48 @@ def _refusal(path: Path, error: Exception) -> str:
         shown = ", ".join(sorted(set(unsafe))[:5])
         return (f"{path}: refused: the file carries code ({shown}), which a weights file never needs; "
                 "blurtools loads tensors only and never runs code from a file")
+    other = _foreign_content(path)
+    if other:
+        return f"{path}: not a PyTorch weights file: {other}"
     text = " ".join(str(error).split())
     reason = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(Check the documentation|$)", text)
     detail = reason.group(1) if reason and reason.group(1) else text.split(". ")[-1]
     if "magic number" in text.lower() or isinstance(error, (EOFError, IndexError, zipfile.BadZipFile)):
         return f"{path}: not a PyTorch weights file, or truncated/damaged ({type(error).__name__}: {detail[:160]})"
+    if "weights_only" in detail or "file an issue" in detail:   # torch's advice to unpickle code: never ours
+        detail = "it holds objects other than tensors and plain containers"
     return f"{path}: cannot be read as weights with the safe loader ({type(error).__name__}: {detail[:200]})"
+
+
+_SIGNATURES = ((b"\x89HDF\r\n\x1a\n", "an HDF5 file (Keras/TensorFlow weights?)"), (b"\x89PNG", "a PNG image"),
+               (b"\xff\xd8\xff", "a JPEG image"), (b"\x93NUMPY", "a NumPy array (.npy)"),
+               (b"\x08", "a protocol-buffer file (ONNX?)"))
+
+
+def _foreign_content(path: Path) -> str:
+    """What a file that is neither a torch zip nor a pickle holds ("" when it may be a torch file)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return ""
+    if not head:
+        return "the file is empty"
+    if zipfile.is_zipfile(path) and not any(n.endswith("data.pkl") for n in zipfile.ZipFile(path).namelist()):
+        return "a zip archive without a PyTorch checkpoint inside"
+    if head[:1] == b"\x80":          # a pickle (legacy torch files and zip members start with PROTO)
+        return ""
+    for magic, what in _SIGNATURES:
+        if head.startswith(magic):
+            return what
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    if text.isprintable() or all(c.isprintable() or c in "\r\n\t" for c in text):
+        first = text.strip().splitlines()[0][:60] if text.strip() else ""
+        return f"it holds text ({first!r}...)"
+    return ""
 
 
 def pickle_globals(path: "str | Path") -> List[str]:

@@ -30,7 +30,6 @@ Any H, W: inputs are reflect-padded to a multiple of 20 (space-to-depth by 4 and
 
 from __future__ import annotations
 
-import math
 from typing import List, Sequence, Tuple
 
 import torch
@@ -39,21 +38,9 @@ from torch import nn
 
 from blurtools.errors import BlurtoolsError
 from blurtools.models.contract import Model
+from blurtools.ops.geometry import pad_to_multiple
 
 Dilations = Sequence[Tuple[int, int]]
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
-    """Pad (B, C, H, W) at the bottom/right to multiples of ``multiple``; returns (padded, (H, W)).
-
-    Reflect padding where the image is large enough, replicate otherwise (reflect needs pad < size).
-    """
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x, (h, w)
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
 
 
 def per_channel_s2d(img: torch.Tensor, r: int) -> torch.Tensor:
@@ -267,7 +254,6 @@ class Jin(Model):
         self.pair1 = FirstPair(pair_width, first_pair_blocks, 5, pair_tail)
         for k in range(2, frames // 2 + 1):
             setattr(self, f"pair{k}", OuterPair(k, pair_width, pair_blocks, 5, pair_tail))
-        self._multiple = math.lcm(4, 5)
 
     @property
     def pairs(self) -> Tuple[nn.Module, ...]:
@@ -281,7 +267,7 @@ class Jin(Model):
         n = self.frames // 2 if pairs is None else pairs
         if not 0 <= n <= self.frames // 2:
             raise BlurtoolsError(f"Jin: pairs must be in 0..{self.frames // 2}, got {n}")
-        y, (h, w) = pad_to_multiple(blurry, self._multiple)
+        y, (h, w) = pad_to_multiple(blurry, self.pad_multiple)
         seq = [self.middle(y)]
         for net in self.pairs[:n]:
             before, after = net(y, seq)

@@ -46,7 +46,8 @@ from torch import nn
 
 from blurtools.errors import BlurtoolsError
 from blurtools.models.contract import Model
-from blurtools.models.jin import FuseBlock, pad_to_multiple, per_channel_s2d
+from blurtools.models.jin import FuseBlock, per_channel_s2d
+from blurtools.ops.geometry import pad_to_multiple
 
 __all__ = ["Jin2018Centre", "Jin2018Cascade", "PairNet", "FIRST_PAIR_BLOCKS", "PAIR_BLOCKS"]
 

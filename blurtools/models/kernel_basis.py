@@ -13,7 +13,7 @@ channels width * 2^i) feeds two decoders.
   ks*ks positions of each channel makes every basis kernel non-negative and summing to 1. The kernels are
   one set per image; only the mixing varies across the image.
 
-The blur model is blurry ~ sum_b m_b * (k_b conv sharp) (:func:`blurtools.losses.reblur.reblur`). The paper
+The blur model is blurry ~ sum_b m_b * (k_b conv sharp) (:func:`blurtools.ops.kernel_basis.reblur`). The paper
 hands the estimate to a separate non-blind deconvolution; here ``forward`` is the full inference path and
 restores the image itself with ``rl_iters`` unrolled Richardson-Lucy iterations under that blur model,
 starting from the blurry image. The iterations have no parameters of their own, are differentiable, and
@@ -30,7 +30,8 @@ from torch import nn
 
 from blurtools.errors import BlurtoolsError
 from blurtools.models.contract import Model
-from blurtools.losses.reblur import KernelBasisOperator
+from blurtools.ops.geometry import pad_to_multiple
+from blurtools.ops.kernel_basis import KernelBasisOperator
 from blurtools.ops.crf import from_linear, parse_crf, to_linear
 from blurtools.ops.deconv import hqs_deconv
 
@@ -142,7 +143,7 @@ def richardson_lucy(blurry: torch.Tensor, kernels: torch.Tensor, mixing: torch.T
     """Richardson-Lucy deconvolution under the kernel-basis blur model, differentiable throughout.
 
     x_{t+1} = x_t * A^T(blurry / (A x_t + eps)) / A^T(1), x_0 = blurry, A from
-    :class:`~blurtools.losses.reblur.KernelBasisOperator`.
+    :class:`~blurtools.ops.kernel_basis.KernelBasisOperator`.
 
     Args:
         blurry: (B, C, H, W) in [0, 1].
@@ -227,13 +228,7 @@ class KernelBasisNet(Model):
     def estimate(self, blurry: torch.Tensor):
         """Basis kernels (B, K, ks, ks), each summing to 1, and mixing (B, K, H, W), summing to 1 per pixel."""
         self._check(blurry)
-        h, w = blurry.shape[-2:]
-        m = 2 ** self.depth
-        ph, pw = (-h) % m, (-w) % m
-        x = blurry
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        x, (h, w) = pad_to_multiple(blurry, self.pad_multiple)
         # The estimator sees the image centred on 0, as the paper's network does.
         feats, bottom = self.encoder(x - 0.5)
         kernels = self.kernel_decoder(feats, bottom)
@@ -242,7 +237,7 @@ class KernelBasisNet(Model):
 
     @staticmethod
     def reblur(sharp: torch.Tensor, kernels: torch.Tensor, mixing: torch.Tensor) -> torch.Tensor:
-        """sum_b mixing_b * (kernels_b conv sharp); see :func:`blurtools.losses.reblur.reblur`."""
+        """sum_b mixing_b * (kernels_b conv sharp); see :func:`blurtools.ops.kernel_basis.reblur`."""
         return KernelBasisOperator(kernels, mixing).apply(sharp)
 
     @staticmethod

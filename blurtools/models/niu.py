@@ -22,7 +22,7 @@ from torch import nn
 
 from blurtools.errors import BlurtoolsError
 from blurtools.models.contract import Model
-from blurtools.models.jin import pad_to_multiple
+from blurtools.ops.geometry import pad_to_multiple
 
 
 class _ResBlock(nn.Module):

@@ -31,6 +31,8 @@ from blurtools.models.bringing_alive import BringingAlive
 from blurtools.models.contract import KINDS
 from blurtools.models.deblurgan import DeblurGANGenerator
 from blurtools.models.deblurgan_release import convert_deblurgan_2018, is_deblurgan_2018
+from blurtools.models.deblurgan_v2 import DESCRIBE as DEBLURGAN_V2_DESCRIBE
+from blurtools.models.deblurgan_v2 import DeblurGANv2, convert_official, detect_official
 from blurtools.models.dm import DenseDeblurModule
 from blurtools.models.checkpoints import check_blurtools, describe, is_blurtools
 from blurtools.models.files import read_weights_file
@@ -81,6 +83,7 @@ JIN2018_CENTRE = Layout("jin2018-centre", "Jin et al. 2018 release center_v3.pth
                         is_centre, convert_centre)
 JIN2018_PAIR = Layout("jin2018-pair", "Jin et al. 2018 release F35_N8.pth, F26_N9..., F17_N9...: one of the "
                       "cascade's pairs (extract-video --weights DIR takes the four files)", is_pair, refuse_pair)
+DEBLURGAN_V2 = Layout("deblurgan-v2-official", DEBLURGAN_V2_DESCRIBE, detect_official, convert_official)
 
 MODELS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("dm", DenseDeblurModule, recipe="dm"),
@@ -91,6 +94,7 @@ MODELS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("jin", Jin, recipe="jin"),
     ModelSpec("bringing-alive", BringingAlive, recipe="bringing-alive"),
     ModelSpec("niu", NiuNet, recipe="niu"),
+    ModelSpec("deblurgan-v2", DeblurGANv2, recipe="deblurgan-v2", layouts=(DEBLURGAN_V2,)),
     ModelSpec("nafnet", nafnet.NAFNet, recipe=None, layouts=(Layout(
         "nafnet-release", "NAFNet release (Chen et al. 2022): {'params': state_dict}",
         nafnet.detect_release, nafnet.convert_release),)),

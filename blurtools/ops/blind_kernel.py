@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from blurtools.errors import BlurtoolsError, UsageError
 from blurtools.ops.color import to_gray
+from blurtools.ops.geometry import centre_crop
 from blurtools.ops.crf import to_linear
 from blurtools.ops.deconv import hqs_deconv
 
@@ -83,13 +84,6 @@ def _resize_kernel(k: torch.Tensor, size: int) -> torch.Tensor:
                       align_corners=False)[0, 0]
     r = r.clamp(min=0)
     return r / r.sum().clamp(min=1e-12)
-
-
-def centre_crop(y: torch.Tensor, side: int) -> torch.Tensor:
-    """The central (at most side x side) part of (..., H, W) ``y``, as a view."""
-    H, W = y.shape[-2:]
-    t, l = max((H - side) // 2, 0), max((W - side) // 2, 0)
-    return y[..., t:t + min(H, side), l:l + min(W, side)]
 
 
 def _downscale(y: torch.Tensor, s: float) -> torch.Tensor:

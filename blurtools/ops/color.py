@@ -7,6 +7,7 @@ import torch
 from blurtools.errors import BlurtoolsError
 
 _BT601 = (65.481, 128.553, 24.966)
+_REC601 = (0.299, 0.587, 0.114)
 
 
 def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
@@ -29,8 +30,14 @@ def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
 
 
 def to_gray(x: torch.Tensor) -> torch.Tensor:
-    """Rec.601 luminance (0.299, 0.587, 0.114) of (B, 3, H, W) in [0, 1] -> (B, 1, H, W) in [0, 1]."""
+    """Rec.601 luminance of (B, C, H, W) -> (B, 1, H, W), values in the input's range.
+
+    RGB (C = 3): 0.299 R + 0.587 G + 0.114 B (as OpenCV's RGB2GRAY); one channel: the input itself; any
+    other channel count: the channels' mean.
+    """
     if x.shape[1] == 1:
         return x
-    w = torch.tensor((0.299, 0.587, 0.114), dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
+    if x.shape[1] == 3:
+        w = torch.tensor(_REC601, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x * w).sum(1, keepdim=True)
+    return x.mean(dim=1, keepdim=True)

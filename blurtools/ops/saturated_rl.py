@@ -33,14 +33,48 @@ import torch
 import torch.nn.functional as F
 
 from blurtools.errors import BlurtoolsError
-from blurtools.losses.reblur import KernelBasisOperator
+from blurtools.ops.fft import irfft2, rfft2
+from blurtools.ops.filters import next_fast_len
 
 log = logging.getLogger(__name__)
 
-__all__ = ["saturated_rl", "smooth_clip", "unsaturated_mask", "normalised_gradient_divergence"]
+__all__ = ["saturated_rl", "MixedCorrelation", "smooth_clip", "unsaturated_mask", "normalised_gradient_divergence"]
 
 _SHARPNESS = 50.0
 _EPS = 1e-6
+
+
+_CHUNK = 5          # basis kernels transformed back at a time (bounds the memory of a 12 MP image to ~3 GB)
+
+
+class MixedCorrelation:
+    """``y = sum_k m_k * (x correlated with c_k)`` and the same with every ``c_k`` flipped, by FFT.
+
+    ``x`` is reflect-padded by k // 2 on every side (as the authors' ``forward_reblur``); one set of kernel
+    spectra serves both directions: correlation multiplies by their conjugate, correlation with the flipped
+    kernel (a convolution) by the spectra themselves. The basis is summed a few kernels at a time.
+
+    Args:
+        kernels: (B, K, k, k) correlation kernels, odd k; mixing: (B, K, H, W).
+    """
+
+    def __init__(self, kernels: torch.Tensor, mixing: torch.Tensor):
+        self.mixing, self.p = mixing, kernels.shape[-1] // 2
+        self.hw = tuple(mixing.shape[-2:])
+        self.size = (next_fast_len(self.hw[0] + 2 * self.p), next_fast_len(self.hw[1] + 2 * self.p))
+        self.spectra = rfft2(kernels, s=self.size)                                # (B, K, Hf, Wf // 2 + 1)
+
+    def apply(self, x: torch.Tensor, flipped: bool = False) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W): with the kernels as given, or each flipped on both axes."""
+        p, (h, w) = self.p, self.hw
+        spec = rfft2(F.pad(x, (p, p, p, p), mode="reflect"), s=self.size).unsqueeze(2)
+        start = 2 * p if flipped else 0            # a convolution's valid part starts 2p in; a correlation's at 0
+        out = torch.zeros_like(x)
+        for k0 in range(0, self.spectra.shape[1], _CHUNK):
+            kern = self.spectra[:, None, k0:k0 + _CHUNK]
+            per = irfft2(spec * (kern if flipped else kern.conj()), s=self.size)[..., start:start + h, start:start + w]
+            out += (per * self.mixing[:, None, k0:k0 + _CHUNK]).sum(2)
+        return out
 
 
 def smooth_clip(y: torch.Tensor) -> "tuple[torch.Tensor, torch.Tensor]":
@@ -102,8 +136,7 @@ def saturated_rl(blurry: torch.Tensor, kernels: torch.Tensor, mixing: torch.Tens
     if min(blurry.shape[-2:]) <= kernels.shape[-1] // 2:
         raise BlurtoolsError(f"saturated_rl: image {blurry.shape[-1]}x{blurry.shape[-2]} is too small for "
                              f"{kernels.shape[-1]}-pixel kernels")
-    forward = KernelBasisOperator(torch.flip(kernels, dims=(-2, -1)), mixing)    # correlation with c_k
-    backward = KernelBasisOperator(kernels, mixing)                              # correlation with flipped c_k
+    blur = MixedCorrelation(kernels, mixing)
     target = blurry ** gamma
     x = blurry.clone()
     previous = torch.full((blurry.shape[0],), 1000.0, dtype=blurry.dtype, device=blurry.device)
@@ -112,11 +145,12 @@ def saturated_rl(blurry: torch.Tensor, kernels: torch.Tensor, mixing: torch.Tens
         u = unsaturated_mask(x, threshold)
         x_u = u * x
         x_s = x - x_u
-        y = forward.apply(x ** gamma).clamp(max=1.5)
+        y = blur.apply(x ** gamma).clamp(max=1.5)
         r, dr = smooth_clip(y)
         ratio_u = target * dr * u / (r + _EPS) + 1 - dr * u
         ratio_s = target * dr / (r + _EPS) + 1 - dr
-        new = (x_u ** gamma * backward.apply(ratio_u)) ** (1 / gamma) + (x_s ** gamma * backward.apply(ratio_s)) ** (1 / gamma)
+        new = ((x_u ** gamma * blur.apply(ratio_u, flipped=True)) ** (1 / gamma)
+               + (x_s ** gamma * blur.apply(ratio_s, flipped=True)) ** (1 / gamma))
         new = new * (1.0 / (1 - lam * normalised_gradient_divergence(x)))
         error = ((y ** (1 / gamma) - blurry) ** 2).flatten(1).mean(1)
         if early_stop:

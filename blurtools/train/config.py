@@ -97,8 +97,9 @@ class TrainConfig:
     pretrained_vgg: bool = option(True, negatable=True, help="--no-pretrained-vgg: random VGG for the perceptual loss, for tests only.")
     augment: bool = option(True, negatable=True, help="Flips, rotations, time reversal on top of the crops.")
     stop_at: Optional[int] = option(None, hidden=True, help="Stop after this many steps, as if killed (tests).")
-    init: Optional[str] = option(None, help="Start from the weights of this checkpoint of the same model (fine-tuning), e.g. a "
-                                 "weights.pt or the shipped blurtools/weights/deblur.pt.")
+    init: Optional[str] = option(None, help="Start from the weights of this file of the same model (fine-tuning): a blurtools "
+                                 "checkpoint (a weights.pt, the shipped blurtools/weights/deblur.pt) or the authors' released "
+                                 "file of the model (e.g. fpn_mobilenet.h5), recognised from its contents.")
     tensorboard: Optional[str] = option(None, metavar="DIR", help="Also write TensorBoard event files (losses, learning "
                                         "rate, validation scores, stages) to this folder; needs the tensorboard package.")
 

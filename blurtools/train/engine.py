@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import torch
 
+from blurtools.data.stream import StepBatches, data_frames, open_training_data, open_validation_data
 from blurtools.errors import BlurtoolsError
 from blurtools.train import checkpoint as ckpt_io
 from blurtools.train import distributed as D
@@ -97,11 +98,11 @@ class _Trainer(Stepping, RunState, Reporting):
         # The VGG file is checked before anything else is loaded, so a missing file stops the run at once.
         self.perceptual = build_perceptual(recipe, self.weights, cfg.pretrained_vgg, self.device, cfg.seed)
         D.barrier(info)  # every process has checked the folder (settle_run) before rank 0 writes into it
-        self.train_ds = D.open_training_data(cfg.data, cfg.patch, cfg.augment, cfg.seed, cfg.preload)
-        self.val_ds = D.open_validation_data(cfg.val) if cfg.val else None
-        self.frames = D.data_frames(self.train_ds, cfg.data, recipe.frames, cfg.model)
+        self.train_ds = open_training_data(cfg.data, cfg.patch, cfg.augment, cfg.seed, cfg.preload)
+        self.val_ds = open_validation_data(cfg.val) if cfg.val else None
+        self.frames = data_frames(self.train_ds, cfg.data, recipe.frames, cfg.model)
         if self.val_ds is not None:
-            val_frames = D.data_frames(self.val_ds, cfg.val, recipe.frames, cfg.model)
+            val_frames = data_frames(self.val_ds, cfg.val, recipe.frames, cfg.model)
             if val_frames != self.frames:
                 raise BlurtoolsError(f"{cfg.val}: validation samples hold {val_frames} frames, the training "
                                      f"samples {self.frames}")
@@ -161,7 +162,7 @@ class _Trainer(Stepping, RunState, Reporting):
             self.out.mkdir(parents=True, exist_ok=True)
             write_config_json(self.out / "config.json", cfg, resolved)
         saved_rng = self.state["rng"] if self.state is not None else None
-        stream = D.StepBatches(self.train_ds, cfg.batch, cfg.seed, info.rank, info.world)
+        stream = StepBatches(self.train_ds, cfg.batch, cfg.seed, info.rank, info.world)
         # A private generator keeps the loader from drawing on the global RNG (resume must not shift it).
         loader = torch.utils.data.DataLoader(stream, batch_size=None, sampler=range(self.step, self.end),
                                              num_workers=cfg.workers, pin_memory=self.cuda,

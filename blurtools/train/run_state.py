@@ -19,13 +19,21 @@ class RunState:
     """The checkpoint half of the trainer."""
 
     def _init_checkpoint(self) -> Optional[Dict[str, Any]]:
-        """The --init checkpoint, checked to be of this run's architecture (None without --init)."""
+        """The --init file's ``model_args`` and ``state_dict`` (None without --init).
+
+        Any file :func:`blurtools.models.registry.load` reads: a blurtools checkpoint or an authors' released
+        file of this run's model (detected from its contents, read with weights_only=True).
+        """
         if not self.cfg.init:
             return None
-        rec = ckpt_io.read_checkpoint(self.cfg.init)
-        if rec.get("arch") != self.cfg.model:
-            raise BlurtoolsError(f"{self.cfg.init}: a checkpoint of {rec.get('arch')!r}, not of {self.cfg.model!r}")
-        return rec
+        from blurtools.models.registry import MODELS, ModelSpec, load
+
+        # the run's own class reads the file (the registered layouts of its name included)
+        known = MODELS.get(self.cfg.model)
+        spec = ModelSpec(self.cfg.model, self.arch_cls, None, known.layouts if known is not None else ())
+        loaded = load(self.cfg.init, model=self.cfg.model, registry={**MODELS, self.cfg.model: spec})
+        log.info("--init %s: %s (%s layout)", self.cfg.init, loaded.spec.name, loaded.layout)
+        return {"model_args": dict(loaded.args), "state_dict": loaded.module.state_dict()}
 
     def _load_state(self, state: Dict[str, Any]) -> None:
         where = self.resume_from

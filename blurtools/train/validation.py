@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Optional
 import torch
 from torch import nn
 
+from blurtools.ops.geometry import centre_crop
 from blurtools.train import distributed as D
 
 
@@ -40,7 +41,8 @@ def evaluate(model: nn.Module, dataset: Any, info: D.DistInfo, device: torch.dev
     image = model.kind == "image"
     try:
         for i in D.val_indices(len(dataset), limit, info):
-            blurry, sharp = D.center_crop(*dataset[i], crop)
+            blurry, sharp = dataset[i]
+            blurry, sharp = centre_crop(blurry, crop), centre_crop(sharp, crop)
             b = blurry[None].to(device, torch.float32)
             s = sharp.to(device, torch.float32)
             with autocast():

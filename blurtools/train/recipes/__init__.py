@@ -8,6 +8,7 @@ from blurtools.train.recipe import Recipe
 
 from blurtools.train.recipes.bringing_alive import RECIPE as BRINGING_ALIVE
 from blurtools.train.recipes.deblurgan import RECIPE as DEBLURGAN
+from blurtools.train.recipes.deblurgan_v2 import RECIPE as DEBLURGAN_V2
 from blurtools.train.recipes.dm import RECIPE as DM
 from blurtools.train.recipes.jin import RECIPE as JIN
 from blurtools.train.recipes.kernel_basis import RECIPE as KERNEL_BASIS
@@ -20,6 +21,7 @@ RECIPES = {
     "jin": JIN,
     "bringing-alive": BRINGING_ALIVE,
     "niu": NIU,
+    "deblurgan-v2": DEBLURGAN_V2,
 }
 
 

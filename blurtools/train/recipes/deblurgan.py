@@ -5,7 +5,8 @@ default) with the WGAN-GP loss, gradient penalty weight ``gp`` = 10, and label n
 ``label_noise`` = 0.1 of the samples of each critic batch the real and the restored image swap roles (that
 sample's restored image is scored as real and its sharp image as fake), as seed 001 does.
 
-Generator loss = adv * (-mean D(G(blurry))) + perceptual * VGG(G(blurry), sharp) + l1 * L1.
+Generator loss = adv * (-mean D(G(blurry))) + perceptual * VGG(G(blurry), sharp) + l1 * L1 + mse * MSE
+(``mse`` 0 here; the DeblurGAN-v2 recipe uses the same objectives with its own weights).
 The content loss is DeblurGAN's perceptual loss (VGG relu3_3; DeblurGAN took VGG19 conv3_3) with weight
 100. Without ImageNet VGG weights, train with ``--loss-weight perceptual=0 --loss-weight l1=100`` (or
 another L1 weight). ``gp`` and ``label_noise`` live in the weights so they can be overridden the same way.
@@ -20,7 +21,7 @@ from torch import nn
 
 from blurtools.errors import BlurtoolsError
 from blurtools.losses.adversarial import wgan_generator_loss, wgan_gp_critic_loss
-from blurtools.losses.pixel import l1
+from blurtools.losses.pixel import l1, mse
 from blurtools.models.deblurgan import DeblurGANCritic
 from blurtools.train.recipe import ObjectiveContext, Recipe, Stage, frozen
 from blurtools.train.recipes.dm import middle_target, perceptual_term
@@ -53,9 +54,10 @@ def generator_objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.
     if w.get("perceptual", 0.0) > 0:
         out["perceptual"] = perceptual_term(pred, target, ctx, "deblurgan")
         loss = loss + w["perceptual"] * out["perceptual"]
-    if w.get("l1", 0.0) > 0:
-        out["l1"] = l1(pred, target)
-        loss = loss + w["l1"] * out["l1"]
+    for key, fn in (("l1", l1), ("mse", mse)):
+        if w.get(key, 0.0) > 0:
+            out[key] = fn(pred, target)
+            loss = loss + w[key] * out[key]
     out["loss"] = loss
     return out
 
@@ -71,7 +73,7 @@ def critic_objective(model, critic, batch, ctx: ObjectiveContext) -> Dict[str, t
 RECIPE = Recipe(
     stages=(Stage(name="adversarial", steps_fraction=1.0, objective="generator", critic_steps=5),),
     objectives={"generator": generator_objective},
-    default_weights={"adv": 1.0, "perceptual": 100.0, "l1": 0.0, "gp": 10.0, "label_noise": 0.1},
+    default_weights={"adv": 1.0, "perceptual": 100.0, "l1": 0.0, "mse": 0.0, "gp": 10.0, "label_noise": 0.1},
     critic=make_critic,
     critic_objective=critic_objective,
     needs_vgg=("perceptual",),

@@ -1,4 +1,4 @@
-"""Align a prediction to its ground truth before scoring (the Köhler and RealBlur procedures), in torch.
+"""Image registration: align a prediction to its ground truth (the Köhler and RealBlur procedures), in torch.
 
 Real-blur benchmarks cannot pixel-align a restored image with its ground truth, so their published
 numbers are computed after the best alignment:
@@ -45,12 +45,13 @@ import torch
 import torch.nn.functional as F
 
 from blurtools.errors import UsageError
+from blurtools.ops.color import to_gray
 from blurtools.ops.filters import gaussian_blur
+from blurtools.ops.homography import apply_homography, pixel_grid, translation_matrix, warp_homography
 
 log = logging.getLogger(__name__)
 
 MODELS = ("translation", "homography")
-_LUMA = (0.299, 0.587, 0.114)
 
 
 @dataclass
@@ -71,84 +72,6 @@ class Alignment:
     corr: torch.Tensor
     ok: torch.Tensor
     reasons: List[str]
-
-
-def to_luma(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, 1, H, W): 0.299 R + 0.587 G + 0.114 B for RGB (as OpenCV's RGB2GRAY), else the mean."""
-    if x.shape[1] == 3:
-        w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        return (x * w).sum(dim=1, keepdim=True)
-    return x.mean(dim=1, keepdim=True)
-
-
-def translation_matrix(shift: torch.Tensor) -> torch.Tensor:
-    """(B, 2) shifts (dx, dy) -> (B, 3, 3) homographies."""
-    h = torch.eye(3, dtype=shift.dtype, device=shift.device).repeat(shift.shape[0], 1, 1)
-    h[:, :2, 2] = shift
-    return h
-
-
-def _grid(h: int, w: int, dtype: torch.dtype, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=dtype, device=device), torch.arange(w, dtype=dtype, device=device),
-                            indexing="ij")
-    return xs, ys
-
-
-def _apply(hm: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Map points (..., H, W) through (B, 3, 3) -> u, v, den of shape (B, ...)."""
-    view = (-1,) + (1,) * xs.dim()
-    h = [[hm[:, i, j].view(view) for j in range(3)] for i in range(3)]
-    den = h[2][0] * xs + h[2][1] * ys + h[2][2]
-    u = (h[0][0] * xs + h[0][1] * ys + h[0][2]) / den
-    v = (h[1][0] * xs + h[1][1] * ys + h[1][2]) / den
-    return u, v, den
-
-
-def _keys_weights(t: torch.Tensor) -> torch.Tensor:
-    """Keys cubic-convolution weights (a = -0.5) of the taps at -1, 0, 1, 2 for fractions t (...) -> (..., 4)."""
-    t2, t3 = t * t, t * t * t
-    return torch.stack((-0.5 * t3 + t2 - 0.5 * t, 1.5 * t3 - 2.5 * t2 + 1, -1.5 * t3 + 2 * t2 + 0.5 * t,
-                        0.5 * t3 - 0.5 * t2), dim=-1)
-
-
-def sample_bicubic(img: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Sample img (B, C, h, w) at pixel coordinates u (x), v (y) of shape (B, H, W) -> (B, C, H, W).
-
-    Keys' cubic convolution with a = -0.5, the one cubic that reproduces quadratics: torch's and OpenCV's
-    bicubic (a = -0.75) bias a sub-pixel shift by up to ~0.05 px, which an aligner must not inherit.
-    Taps beyond the edge repeat the edge pixel.
-    """
-    b, c, h, w = img.shape
-    hh, ww = u.shape[-2:]
-    u = torch.nan_to_num(u, nan=-10.0, posinf=-10.0, neginf=-10.0).clamp(-4.0, w + 3.0)
-    v = torch.nan_to_num(v, nan=-10.0, posinf=-10.0, neginf=-10.0).clamp(-4.0, h + 3.0)
-    x0, y0 = torch.floor(u), torch.floor(v)
-    wx, wy = _keys_weights(u - x0).to(img.dtype), _keys_weights(v - y0).to(img.dtype)
-    offs = torch.arange(-1, 3, device=img.device)
-    ix = (x0.long().unsqueeze(-1) + offs).clamp(0, w - 1)
-    iy = (y0.long().unsqueeze(-1) + offs).clamp(0, h - 1)
-    flat = img.reshape(b, c, h * w)
-    out = torch.zeros(b, c, hh * ww, dtype=img.dtype, device=img.device)
-    for j in range(4):
-        row = torch.zeros_like(out)
-        for i in range(4):
-            idx = (iy[..., j] * w + ix[..., i]).reshape(b, 1, hh * ww).expand(b, c, hh * ww)
-            row += flat.gather(2, idx) * wx[..., i].reshape(b, 1, hh * ww)
-        out += row * wy[..., j].reshape(b, 1, hh * ww)
-    return out.reshape(b, c, hh, ww)
-
-
-def warp(img: torch.Tensor, hm: torch.Tensor, margin: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Sample ``img`` (B, C, h, w) at H x for every pixel x of an (h, w) frame (Keys bicubic).
-
-    Returns (warped (B, C, h, w) in img's dtype, mask (B, 1, h, w) bool): True where the source point lies
-    at least ``margin`` px inside the image and in front of the camera (positive homogeneous scale).
-    """
-    b, _, h, w = img.shape
-    xs, ys = _grid(h, w, img.dtype, img.device)
-    u, v, den = _apply(hm.to(img.dtype), xs, ys)
-    mask = (den > 0) & (u >= margin) & (u <= w - 1 - margin) & (v >= margin) & (v <= h - 1 - margin)
-    return sample_bicubic(img, u, v), mask.unsqueeze(1)
 
 
 def phase_correlation(pred: torch.Tensor, gt: torch.Tensor, max_shift: float) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -213,7 +136,7 @@ def refine_translation(pred: torch.Tensor, gt: torch.Tensor, shift: torch.Tensor
     d = shift.clone()
     active = torch.ones(d.shape[0], dtype=torch.bool, device=d.device)
     for _ in range(iters):
-        warped, mask = warp(stack, translation_matrix(d), margin=1.0 + border)
+        warped, mask = warp_homography(stack, translation_matrix(d), margin=1.0 + border)
         m = (mask & inner).to(pred.dtype)
         p, px, py = warped.split(1, dim=1)
         alpha = (m * gt * p).sum(dim=(1, 2, 3)) / (m * p * p).sum(dim=(1, 2, 3)).clamp_min(1e-30)
@@ -275,7 +198,7 @@ def refine_homography(pred: torch.Tensor, gt: torch.Tensor, hm: torch.Tensor, it
         hn = to_level @ hm @ torch.linalg.inv(to_level)
         hn = hn / hn[:, 2:3, 2:3]
         stack = _gradients(p) * torch.tensor([1.0, scale, scale], dtype=p.dtype, device=p.device).view(1, 3, 1, 1)
-        xs, ys = _grid(lh, lw, p.dtype, p.device)
+        xs, ys = pixel_grid(lh, lw, p.dtype, p.device)
         xn, yn = (xs - (lw - 1) / 2) / scale, (ys - (lh - 1) / 2) / scale
         cx, cy = _corners(lh, lw, torch.float64, p.device)
         cx, cy = (cx - (lw - 1) / 2) / scale, (cy - (lh - 1) / 2) / scale
@@ -285,11 +208,11 @@ def refine_homography(pred: torch.Tensor, gt: torch.Tensor, hm: torch.Tensor, it
         inner = _inner(lh, lw, lb, p)
         for _ in range(iters):
             hpx = inv_nrm @ hn @ nrm  # normalised -> pixel for sampling
-            warped, mask = warp(stack, hpx.to(p.dtype), margin=1.0 + lb)
+            warped, mask = warp_homography(stack, hpx.to(p.dtype), margin=1.0 + lb)
             m = (mask & inner).to(p.dtype)
             count = m.sum(dim=(1, 2, 3)).clamp_min(1.0)
             iw, gx, gy = warped.split(1, dim=1)
-            un, vn, den = _apply(hn.to(p.dtype), xn, yn)
+            un, vn, den = apply_homography(hn.to(p.dtype), xn, yn)
             den = torch.where(den > 0, den, torch.ones_like(den))  # outside the mask anyway; keeps 0 * inf out
             un, vn = torch.nan_to_num(un) * m[:, 0], torch.nan_to_num(vn) * m[:, 0]
             gu, gv = gx[:, 0] / den, gy[:, 0] / den
@@ -316,8 +239,8 @@ def refine_homography(pred: torch.Tensor, gt: torch.Tensor, hm: torch.Tensor, it
             delta = torch.where(active[:, None], torch.nan_to_num(delta), torch.zeros_like(delta))
             new = hn.clone()
             new.view(b, 9)[:, :8] += delta
-            ou, ov, _ = _apply(hn, cx, cy)
-            nu, nv, _ = _apply(new, cx, cy)
+            ou, ov, _ = apply_homography(hn, cx, cy)
+            nu, nv, _ = apply_homography(new, cx, cy)
             moved = torch.maximum((nu - ou).abs(), (nv - ov).abs()).amax(dim=1) * scale
             hn = new
             active &= moved >= tol
@@ -364,8 +287,8 @@ def align(pred: torch.Tensor, gt: torch.Tensor, model: str = "translation", max_
     """
     _check_inputs(pred, gt, model)
     b, _, h, w = pred.shape
-    est_p = to_luma(pred.to(torch.float32))
-    est_g = to_luma(gt.to(torch.float32))
+    est_p = to_gray(pred.to(torch.float32))
+    est_g = to_gray(gt.to(torch.float32))
     border = 0
     if smooth > 0:
         est_p, est_g = gaussian_blur(est_p, smooth), gaussian_blur(est_g, smooth)
@@ -379,17 +302,17 @@ def align(pred: torch.Tensor, gt: torch.Tensor, model: str = "translation", max_
     hm = torch.where(torch.isfinite(hm).all(dim=(1, 2))[:, None, None], hm, translation_matrix(shift.to(torch.float64)))
 
     p64, g64 = pred.to(torch.float64), gt.to(torch.float64)
-    warped, mask = warp(p64, hm)
+    warped, mask = warp_homography(p64, hm)
     m = mask.to(torch.float64)
     alpha = (m * g64 * warped).sum(dim=(1, 2, 3)) / (m * warped * warped).sum(dim=(1, 2, 3)).clamp_min(1e-30)
     aligned = alpha.view(-1, 1, 1, 1) * warped * m
     count = m.sum(dim=(1, 2, 3)).clamp_min(1.0)
-    la, lg = to_luma(aligned), to_luma(g64)
+    la, lg = to_gray(aligned), to_gray(g64)
     la = (la - (la * m).sum(dim=(1, 2, 3), keepdim=True) / count.view(-1, 1, 1, 1)) * m
     lg = (lg - (lg * m).sum(dim=(1, 2, 3), keepdim=True) / count.view(-1, 1, 1, 1)) * m
     corr = (la * lg).sum(dim=(1, 2, 3)) / (la.square().sum(dim=(1, 2, 3)) * lg.square().sum(dim=(1, 2, 3))).sqrt().clamp_min(1e-30)
     cx, cy = _corners(h, w, torch.float64, pred.device)
-    u, v, _ = _apply(hm, cx, cy)
+    u, v, _ = apply_homography(hm, cx, cy)
     centre = torch.stack((u[:, 4] - cx[4], v[:, 4] - cy[4]), dim=1)
     moved = torch.maximum((u - cx).abs(), (v - cy).abs()).amax(dim=1)
     overlap = mask.flatten(1).to(torch.float64).mean(dim=1)
