@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -127,6 +127,40 @@ def _align_in_time(out: torch.Tensor, w: torch.Tensor, acc: torch.Tensor, wacc: 
     return out
 
 
+def _checked_layout(image: Any, out_dtype: torch.dtype, tile: int, overlap: int, multiple: int) -> Tuple[int, int]:
+    """(tile rounded down to the multiple, multiple >= 1) after checking run_tiled's arguments (UsageError)."""
+    if not isinstance(image, torch.Tensor) or image.dim() != 4:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise UsageError(f"run_tiled: expected an image batch (B, C, H, W), got {shape}")
+    if out_dtype not in (torch.float32, torch.uint8):
+        raise UsageError(f"run_tiled: out_dtype must be torch.float32 or torch.uint8, got {out_dtype}")
+    H, W = image.shape[-2:]
+    if H < 1 or W < 1:
+        raise UsageError(f"run_tiled: zero-size image {H}x{W}")
+    multiple = max(1, int(multiple))
+    if tile > 0:
+        tile = max(multiple, tile // multiple * multiple)
+        if overlap >= tile:
+            raise UsageError(f"--overlap {overlap}: must be smaller than --tile ({tile})")
+    if overlap < 0:
+        raise UsageError(f"--overlap {overlap}: must be >= 0")
+    return tile, multiple
+
+
+def _blend(res: torch.Tensor, cols: Sequence[int], wy_row: torch.Tensor, wx_cols: torch.Tensor, acc: torch.Tensor,
+           wacc: torch.Tensor, B: int, tw: int, align_time: bool) -> None:
+    """Add the windows ``res`` (k*B, ..., th, tw) of one call, at columns ``cols``, weighted into the band
+    accumulators ``acc`` (B, ..., th, W) and ``wacc`` (th, W), in place."""
+    for k, x0 in enumerate(cols):
+        w = wy_row[:, None] * wx_cols[k][None, :]
+        piece = res[k * B:(k + 1) * B]
+        a = acc[..., x0:x0 + tw]
+        if piece.dim() == 5 and align_time:
+            piece = _align_in_time(piece, w, a, wacc[:, x0:x0 + tw])
+        a += piece * w
+        wacc[:, x0:x0 + tw] += w
+
+
 @torch.no_grad()
 def run_tiled(fn: TileFn, image: torch.Tensor, tile: int = 512, overlap: int = 32, multiple: int = 8,
               batch: int = 1, device: "torch.device | str | None" = None, out_dtype: torch.dtype = torch.float32,
@@ -159,21 +193,8 @@ def run_tiled(fn: TileFn, image: torch.Tensor, tile: int = 512, overlap: int = 3
         with torch.inference_mode():
             sharp = run_tiled(model, blurry[None], tile=512, overlap=32, device="cuda")[0]
     """
-    if not isinstance(image, torch.Tensor) or image.dim() != 4:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise UsageError(f"run_tiled: expected an image batch (B, C, H, W), got {shape}")
-    if out_dtype not in (torch.float32, torch.uint8):
-        raise UsageError(f"run_tiled: out_dtype must be torch.float32 or torch.uint8, got {out_dtype}")
+    tile, multiple = _checked_layout(image, out_dtype, tile, overlap, multiple)
     B, C, H, W = image.shape
-    if H < 1 or W < 1:
-        raise UsageError(f"run_tiled: zero-size image {H}x{W}")
-    multiple = max(1, int(multiple))
-    if tile > 0:
-        tile = max(multiple, tile // multiple * multiple)
-        if overlap >= tile:
-            raise UsageError(f"--overlap {overlap}: must be smaller than --tile ({tile})")
-    if overlap < 0:
-        raise UsageError(f"--overlap {overlap}: must be >= 0")
     device = torch.device(device) if device is not None else image.device
     ys, th = window_layout(H, tile, overlap, multiple)
     xs, tw = window_layout(W, tile, overlap, multiple)
@@ -212,14 +233,7 @@ def run_tiled(fn: TileFn, image: torch.Tensor, tile: int = 512, overlap: int = 3
                 acc = torch.zeros(B, *lead, th, W, device=res.device)
                 wacc = torch.zeros(th, W, device=res.device)
                 wy, wx = wy.to(res.device), wx.to(res.device)
-            for k, x0 in enumerate(cols):
-                w = wy[r][:, None] * wx[c0 + k][None, :]
-                piece = res[k * B:(k + 1) * B]
-                a = acc[..., x0:x0 + tw]
-                if piece.dim() == 5 and align_time:
-                    piece = _align_in_time(piece, w, a, wacc[:, x0:x0 + tw])
-                a += piece * w
-                wacc[:, x0:x0 + tw] += w
+            _blend(res, cols, wy[r], wx[c0:c0 + len(cols)], acc, wacc, B, tw, align_time)
             done += 1
             if on_window is not None:
                 on_window(done, total)
