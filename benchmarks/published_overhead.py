@@ -62,6 +62,14 @@ def _saved(folder: Path, name: str, obj: Dict) -> Path:
     return path
 
 
+def _seeded(module: torch.nn.Module, seed: int, scale: float) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * scale)
+    return module
+
+
 def published_builders() -> Dict[str, Tuple[str, Builder]]:
     """{label: (registry name, builder)} of the authors' released layouts, built as the tests build them."""
     from _authors_2018 import JIN_FILES, write_deblurgan_release, write_jin_release
@@ -71,6 +79,17 @@ def published_builders() -> Dict[str, Tuple[str, Builder]]:
         write_jin_release(folder / "jin", seed)
         return folder / "jin" / JIN_FILES[0] if centre_only else folder / "jin"
 
+    def nafnet(folder: Path, seed: int) -> Path:
+        from blurtools.models.nafnet import NAFNet
+
+        net = _seeded(NAFNet(width=32), seed, 0.05)      # the released NAFNet-GoPro-width32 configuration
+        return _saved(folder, "NAFNet-GoPro-width32.pth", {"params": {k[len("net."):]: v for k, v in net.state_dict().items()}})
+
+    def two_heads(folder: Path, seed: int) -> Path:
+        from blurtools.models.two_heads import TwoHeadsNet
+
+        return _saved(folder, "TwoHeads.pkl", _seeded(TwoHeadsNet(), seed, 0.03).state_dict())
+
     def deblurgan(folder: Path, seed: int) -> Path:
         write_deblurgan_release(folder / "latest_net_G.pth", seed)
         return folder / "latest_net_G.pth"
@@ -78,6 +97,8 @@ def published_builders() -> Dict[str, Tuple[str, Builder]]:
     return {
         "deblurgan (latest_net_G.pth)": ("deblurgan", deblurgan),
         "deblurgan-v2 (fpn_mobilenet.h5)": ("deblurgan-v2", lambda d, s: _saved(d, "fpn_mobilenet.h5", deblurgan_v2(s))),
+        "nafnet (NAFNet-GoPro-width32.pth)": ("nafnet", nafnet),
+        "two-heads (TwoHeads.pkl)": ("two-heads", two_heads),
         "jin2018-centre (center_v3.pth)": ("jin2018-centre", lambda d, s: jin(d, s, True)),
         "jin2018 (the four files, a folder)": ("jin2018", lambda d, s: jin(d, s, False)),
     }

@@ -105,9 +105,10 @@ class Browser:
         self.ws.settimeout(60)
 
     def open(self, url, settle=1.0):
+        seen = len(self.events)
         self.call("Page.navigate", url=url)
         end = time.time() + 60
-        while time.time() < end and not any(e.get("method") == "Page.loadEventFired" for e in self.events):
+        while time.time() < end and not any(e.get("method") == "Page.loadEventFired" for e in self.events[seen:]):
             self.pump(0.2)
         self.pump(settle)
 

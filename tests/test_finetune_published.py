@@ -72,3 +72,46 @@ def test_init_of_another_model_is_refused(dataset, released, tmp_path):
     assert res.returncode == 1
     assert "not a checkpoint model dm reads" in res.stderr and "top-level keys model" in res.stderr
     assert not (tmp_path / "x" / "weights.pt").exists()
+
+
+def _one_step(dataset, init, model, tmp_path, *extra):
+    res = run("--model", model, "--data", dataset, "--out", tmp_path / model, "--steps", "1", "--init", init,
+              "--batch", "1", "--device", "cpu", "--quiet", *extra)
+    assert res.returncode == 0, res.output
+    ckpt = read_checkpoint(tmp_path / model / "weights.pt")
+    assert ckpt["arch"] == model
+    return ckpt
+
+
+def test_nafnet_and_two_heads_fine_tune_from_their_releases(dataset, tmp_path):
+    from blurtools.models.nafnet import NAFNet
+    from blurtools.models.two_heads import TwoHeadsNet
+
+    torch.manual_seed(0)
+    naf = NAFNet(width=4, enc_blocks=[1, 1, 1, 1], middle_blocks=1, dec_blocks=[1, 1, 1, 1])
+    torch.save({"params": {k[len("net."):]: v for k, v in naf.state_dict().items()}}, tmp_path / "NAFNet-GoPro-width4.pth")
+    ckpt = _one_step(dataset, tmp_path / "NAFNet-GoPro-width4.pth", "nafnet", tmp_path, "--patch", "32")
+    assert ckpt["model_args"]["width"] == 4
+    assert '"psnr"' in (tmp_path / "nafnet" / "metrics.jsonl").read_text()
+    torch.save(TwoHeadsNet(basis=3, width=2).state_dict(), tmp_path / "TwoHeads.pkl")
+    ckpt = _one_step(dataset, tmp_path / "TwoHeads.pkl", "two-heads", tmp_path, "--patch", "40")
+    assert ckpt["model_args"]["basis"] == 3
+    assert '"reblur"' in (tmp_path / "two-heads" / "metrics.jsonl").read_text()
+
+
+@pytest.mark.slow
+def test_jin2018_fine_tunes_from_the_folder_of_its_release(tmp_path_factory, tmp_path):
+    from _authors_2018 import JIN_FILES, write_jin_release
+
+    seven = tiny.make_set(tmp_path_factory.mktemp("seven") / "set", samples=2, frames=7, size=40)
+    write_jin_release(tmp_path / "jin", seed=5)
+    ckpt = _one_step(seven, tmp_path / "jin", "jin2018", tmp_path, "--patch", "40", "--lr", "1e-12",
+                     "--loss-weight", "perceptual=0")
+    from blurtools.models.jin2018_release import load_cascade
+
+    cascade, _ = load_cascade([tmp_path / "jin"])
+    for name, value in cascade.state_dict().items():
+        assert torch.allclose(ckpt["state_dict"][name], value, atol=1e-6), name
+    ckpt = _one_step(seven, tmp_path / "jin" / JIN_FILES[0], "jin2018-centre", tmp_path, "--patch", "40",
+                     "--loss-weight", "perceptual=0")
+    assert ckpt["kind"] == "image"

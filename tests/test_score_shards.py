@@ -100,3 +100,36 @@ def test_bands_match_skimage_for_any_band_height(dtype, peak, channels):
         assert abs(float(ss[0]) - ref_s) < 1e-7
     ps, _ = psnr_ssim_bands(p, p, peak)
     assert float(ps[0]) == float("inf")
+
+
+@pytest.mark.parametrize("dtype,channels,border", [(np.uint8, 3, 0), (np.uint8, 4, 2), (np.uint16, 1, 0), (np.uint16, 3, 1)])
+def test_plain_integer_path_equals_the_general_path(tmp_path, dtype, channels, border):
+    from blurtools.io.images import array_to_tensor, read_array
+    from blurtools.io.pairs import Pair
+    from blurtools.io.png16 import encode_png16
+    from blurtools.metrics.image import compute_image_metrics
+    from blurtools.metrics.integer_pairs import plain_integer_row
+
+    rng = np.random.default_rng(1)
+    peak = 255 if dtype == np.uint8 else 65535
+    paths = []
+    for name in ("a", "b"):
+        arr = rng.integers(0, peak + 1, (29, 37, channels)).astype(dtype)
+        arr = arr[:, :, 0] if channels == 1 else arr
+        path = tmp_path / f"{name}.png"
+        if dtype == np.uint16:
+            path.write_bytes(encode_png16(arr))
+        else:
+            from PIL import Image
+
+            Image.fromarray(arr).save(path)
+        paths.append(path)
+    row = plain_integer_row(Pair("a", paths[0], paths[1]), border)
+    p, g = (array_to_tensor(read_array(x), keep_gray=True)[None] for x in paths)
+    ref = compute_image_metrics(p, g, data_range=peak, crop_border=border)
+    assert row == {"name": "a", "psnr": float(ref["psnr"][0]), "ssim": float(ref["ssim"][0]), "width": 37, "height": 29}
+    gray = tmp_path / "gray.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((29, 37), np.uint8)).save(gray)
+    assert plain_integer_row(Pair("a", paths[0], gray), 0) is None or channels == 1 and dtype == np.uint8

@@ -11,6 +11,7 @@ from typing import List, Optional
 import typer
 
 from blurtools.cli.common import DebugOption, DeviceOption, QuietOption, handle_errors, progress, setup_logging
+from blurtools.cli.metric_options import CropBorderOption, LpipsNet, LpipsOption, SsimMode, SsimOption, YOption
 from blurtools.errors import UsageError
 
 COMMAND_NAME = "report"
@@ -20,16 +21,6 @@ class ImageMode(str, Enum):
     copy = "copy"
     link = "link"
     none = "none"
-
-
-class SsimMode(str, Enum):
-    skimage = "skimage"
-    matlab3d = "matlab3d"
-
-
-class LpipsNet(str, Enum):
-    alex = "alex"
-    vgg = "vgg"
 
 
 @handle_errors
@@ -50,11 +41,10 @@ def command(
                                      "to the originals by relative path, or none (the viewer zooms the embedded "
                                      "thumbnails; the page is then a single file)."),
     title: Optional[str] = typer.Option(None, "--title", help="The page's title."),
-    ssim_mode: SsimMode = typer.Option(SsimMode.skimage, "--ssim", help="SSIM convention, as in blurtools score."),
-    y: bool = typer.Option(False, "--y", help="Score the BT.601 Y channel instead of RGB."),
-    crop_border: int = typer.Option(0, "--crop-border", min=0, help="Pixels dropped on each side before scoring."),
-    lpips: Optional[LpipsNet] = typer.Option(None, "--lpips", help="Add LPIPS with this trunk (needs its ImageNet "
-                                             "weights in torchvision's cache)."),
+    ssim_mode: SsimMode = SsimOption,
+    y: bool = YOption,
+    crop_border: int = CropBorderOption,
+    lpips: Optional[LpipsNet] = LpipsOption,
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Threads decoding and scoring (default: "
                                           "the CPU count, at most 8)."),
     device: str = DeviceOption,
@@ -81,7 +71,7 @@ def command(
         if len(names) != len(paths):
             raise UsageError(f"--label given {len(names)} time(s) for {len(paths)} run(s)")
         runs = [read_run(p, n) for p, n in zip(paths, names)]
-        training_report(runs, output, {"runs": [str(p) for p in paths], "labels": names}, sys.argv, title)
+        training_report(runs, output, {"runs": [str(p) for p in paths], "labels": names}, _argv(), title)
         _done(output, quiet)
         return
     opts = ScoreOptions(ssim_mode=ssim_mode.value, y=y, crop_border=crop_border,
@@ -93,13 +83,18 @@ def command(
 
         metric = LpipsMetric(net=lpips.value, device=dev)
     options = {"results": [str(p) for p in paths], "labels": labels or None, "gt": str(gt),
-               "input": str(inputs) if inputs else None, "video": video, "images": images.value,
+               "input": str(inputs) if inputs else None, "video": video, "images": "none" if video else images.value,
                "ssim": ssim_mode.value, "y": y, "crop_border": crop_border, "lpips": lpips.value if lpips else None}
     with progress(None, "scoring", quiet) as bar:
         results = collect(paths, labels or [], gt, inputs, opts, dev, video=video, lpips=metric, on_done=bar.advance)
     with progress(len(results.samples), "pictures", quiet) as bar:
-        results_report(results, output, images.value, options, sys.argv, title, opts.workers, bar.advance)
+        results_report(results, output, images.value, options, _argv(), title, opts.workers, bar.advance)
     _done(output, quiet)
+
+
+def _argv() -> List[str]:
+    """The command line as a user types it (``blurtools report ...``, whatever started the process)."""
+    return ["blurtools", *sys.argv[sys.argv.index("report"):]] if "report" in sys.argv else list(sys.argv)
 
 
 def _done(output: Path, quiet: bool) -> None:

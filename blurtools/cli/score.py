@@ -16,19 +16,10 @@ import typer
 from blurtools import __version__
 from blurtools.cli.common import (DebugOption, DeviceOption, JsonOption, QuietOption, handle_errors, parse_shard, progress,
                                   setup_logging)
+from blurtools.cli.metric_options import CropBorderOption, LpipsNet, LpipsOption, SsimMode, SsimOption, YOption
 from blurtools.errors import BlurtoolsError, UsageError
 
 COMMAND_NAME = "score"
-
-
-class SsimMode(str, Enum):
-    skimage = "skimage"
-    matlab3d = "matlab3d"
-
-
-class LpipsNet(str, Enum):
-    alex = "alex"
-    vgg = "vgg"
 
 
 class AlignModel(str, Enum):
@@ -109,10 +100,10 @@ def command(
         ..., metavar="PRED GT | PIECE...", help="PRED: an image, a folder of images, or (with --video) sequences; "
         "GT: an image, a folder matched by relative path without extension, or a sample set. With --merge: the "
         "JSON pieces of a sharded run."),
-    ssim_mode: SsimMode = typer.Option(SsimMode.skimage, "--ssim", help="skimage: Wang 2004 as skimage computes it (gaussian, sigma 1.5, population covariance); matlab3d: MATLAB ssim on RGB (the GoPro tables)."),
-    y: bool = typer.Option(False, "--y", help="Score the BT.601 Y channel instead of RGB."),
-    crop_border: int = typer.Option(0, "--crop-border", min=0, help="Pixels dropped on each side before scoring."),
-    lpips: Optional[LpipsNet] = typer.Option(None, "--lpips", help="Add LPIPS with this trunk (needs its ImageNet weights in torchvision's cache)."),
+    ssim_mode: SsimMode = SsimOption,
+    y: bool = YOption,
+    crop_border: int = CropBorderOption,
+    lpips: Optional[LpipsNet] = LpipsOption,
     video: bool = typer.Option(False, "--video", help="Each prediction is a frame folder or GIF/MP4 scored order-invariantly against a sharp sequence."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image rows and the mean to this CSV file."),
     as_json: bool = JsonOption,

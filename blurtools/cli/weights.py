@@ -16,7 +16,7 @@ APP = typer.Typer(name=COMMAND_NAME, no_args_is_help=True, add_completion=False,
                   help="Inspect, convert and export weights files: blurtools checkpoints and the authors' published files.",
                   context_settings={"help_option_names": ["-h", "--help"]})
 
-FileArgument = typer.Argument(..., help="A weights file: a blurtools checkpoint or an authors' published file (detected from its contents).")
+FileArgument = typer.Argument(..., help="A weights file: a blurtools checkpoint or an authors' published file (detected from its contents); for Jin et al.'s cascade, the folder holding its four files.")
 ModelOption = typer.Option(None, "--model", help="The architecture the file must be (default: found from the file's contents).")
 
 MAN_EXAMPLES = {
@@ -90,14 +90,14 @@ def export_command(file: Path = FileArgument,
                    json_out: bool = typer.Option(False, "--json", help="Print the export report as JSON."),
                    quiet: bool = QuietOption, debug: bool = DebugOption) -> None:
     """Export the network to ONNX (input: RGB in [0, 1], (B, 3, H, W)), checked against onnxruntime on the CPU within 1e-4 before the file is written."""
-    from blurtools.models.convert import file_sha256
+    from blurtools.models.convert import open_weights, source_record
     from blurtools.models.export import export_onnx
-    from blurtools.models.registry import load
 
     setup_logging(quiet)
-    loaded = load(file, model=model)
-    provenance = {"source_file": Path(file).name, "source_sha256": file_sha256(file), "source_layout": loaded.layout,
-                  "arch": loaded.spec.name, "model_args": loaded.args}
+    loaded = open_weights(file, model=model)
+    source = source_record(file)
+    provenance = {"source_file": source["file"], "source_sha256": source.get("sha256", source.get("files")),
+                  "source_layout": loaded.layout, "arch": loaded.spec.name, "model_args": loaded.args}
     report = export_onnx(loaded.module, output, provenance=provenance, size=_parse_size(size))
     if json_out:
         print(json.dumps(report, indent=2, sort_keys=True))

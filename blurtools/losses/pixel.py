@@ -1,4 +1,4 @@
-"""Pixel losses: L1, L2 (MSE) and Charbonnier.
+"""Pixel losses: L1, L2 (MSE), Charbonnier and the PSNR loss.
 
 Each takes a prediction and a target of the same shape (any shape, usually (B, C, H, W) in [0, 1]) and
 returns the mean over every element as a 0-dim tensor, so weights mean the same thing whatever the image
@@ -51,9 +51,21 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> 
     return torch.sqrt((pred - target).pow(2) + eps * eps).mean()
 
 
+def psnr_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Minus the PSNR (peak 1) of each sample, averaged: mean_i 10 log10(mean((pred_i - target_i)^2) + eps).
+
+    NAFNet's training loss (Chen et al. 2022); in dB, so a weight of 1 trades one dB per unit. Needs the
+    batch as the first dimension, (B, ...).
+    """
+    _check_pair(pred, target, "psnr")
+    per_sample = (pred - target).pow(2).flatten(1).mean(1)
+    return 10.0 * torch.log10(per_sample + eps).mean()
+
+
 PIXEL_LOSSES: Dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "l1": l1,
     "l2": mse,
     "mse": mse,
     "charbonnier": charbonnier,
+    "psnr": psnr_loss,
 }

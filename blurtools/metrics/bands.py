@@ -1,13 +1,13 @@
 """PSNR and skimage-convention SSIM of image pairs in one pass over horizontal bands that fit in cache.
 
-SSIM filters five moment images (x, y, x², y², xy) with an 11-tap Gaussian, once down and once across.
-Done on whole 720p images, every one of those ~30 element-wise passes streams tens of megabytes through
-main memory; done on bands of ``band`` output rows (plus the 10 rows the filter reads beyond them), the
-same passes stay in the CPU's cache and run several times faster. The numbers are those of
+SSIM filters moment images with an 11-tap Gaussian, once down and once across: here four of them (x, y,
+x² + y², xy; the formula needs the two variances only as their sum). Done on whole 720p images, every one
+of those ~30 element-wise passes streams tens of megabytes through main memory; done on bands of ``band``
+output rows (plus the 10 rows the filter reads beyond them), one plane at a time, the same passes stay in
+the CPU's cache and run several times faster. The numbers are those of
 :func:`blurtools.metrics.ssim.ssim_prepared` (moments in float32 on values centred on data_range / 2, the
-map averaged in float64) and :func:`blurtools.metrics.psnr.psnr_prepared` (squared error summed in float64),
-up to the order of the final summation (~1e-15 relative).
-"""
+map averaged in float64; ~1e-8 from skimage's float64) and :func:`blurtools.metrics.psnr.psnr_prepared`
+(squared error summed in float64, exact on integers), up to rounding."""
 
 from __future__ import annotations
 
@@ -18,36 +18,39 @@ import torch
 from blurtools.errors import UsageError
 from blurtools.metrics.ssim import RADIUS, filter_hw, gaussian_window, ssim_constants
 
-#: Bytes of one band's moment stack (5 float32 planes of band + 10 rows): about 2 MB, 70 rows of 1280 px.
+#: Bytes of one band's moment stack (4 float32 planes of band + 10 rows): about 2 MB, 90 rows of 1280 px.
 BAND_BYTES = 2 << 20
 
 
 def band_rows(width: int) -> int:
     """Output rows per band for images ``width`` px wide (16 to 256)."""
-    return max(16, min(256, BAND_BYTES // (20 * max(width, 1)) - 2 * RADIUS))
+    return max(16, min(256, BAND_BYTES // (16 * max(width, 1)) - 2 * RADIUS))
 
 
 def _moments_into(out: torch.Tensor, p: torch.Tensor, g: torch.Tensor, offset: float) -> None:
-    """Fill ``out`` (5, *p.shape) float32 with centred x, y, x², y², xy of p, g (any real dtype)."""
+    """Fill ``out`` (4, *p.shape) float32 with centred x, y, x² + y², xy of p, g (any real dtype).
+
+    SSIM needs the variances only as their sum (sigma_x² + sigma_y² in the denominator), so four filtered
+    images suffice, not five.
+    """
     torch.sub(p, offset, out=out[0])
     torch.sub(g, offset, out=out[1])
-    torch.mul(out[0], out[0], out=out[2])
-    torch.mul(out[1], out[1], out=out[3])
-    torch.mul(out[0], out[1], out=out[4])
+    torch.mul(out[0], out[0], out=out[2]).addcmul_(out[1], out[1])
+    torch.mul(out[0], out[1], out=out[3])
 
 
 def _ssim_in_place(stack: torch.Tensor, offset: float, c1: float, c2: float) -> torch.Tensor:
-    """The SSIM map from filtered centred moments (5, ...), computed in the stack's own memory.
+    """The SSIM map from the filtered centred moments (4, ...) of :func:`_moments_into`, in their memory.
 
-    The formula of :func:`blurtools.metrics.ssim.combine_moments`, in in-place passes (no temporaries).
+    The formula of :func:`blurtools.metrics.ssim.combine_moments`, with vx + vy taken together, in
+    in-place passes (no temporaries but one).
     """
-    mx, my, uxx, uyy, uxy = stack.unbind(0)
-    vx = uxx.addcmul_(mx, mx, value=-1.0)
-    vy = uyy.addcmul_(my, my, value=-1.0)
-    vxy = uxy.addcmul_(mx, my, value=-1.0)
+    mx, my, sum_sq, sxy = stack.unbind(0)
+    var_sum = sum_sq.addcmul_(mx, mx, value=-1.0).addcmul_(my, my, value=-1.0)
+    cov = sxy.addcmul_(mx, my, value=-1.0)
     ux, uy = mx.add_(offset), my.add_(offset)
-    num = vxy.mul_(2.0).add_(c2).mul_(torch.mul(ux, uy).mul_(2.0).add_(c1))
-    den = vx.add_(vy).add_(c2).mul_(ux.square_().addcmul_(uy, uy).add_(c1))
+    num = cov.mul_(2.0).add_(c2).mul_(torch.mul(ux, uy).mul_(2.0).add_(c1))
+    den = var_sum.add_(c2).mul_(ux.square_().addcmul_(uy, uy).add_(c1))
     return num.div_(den)
 
 
@@ -60,7 +63,7 @@ def psnr_ssim_bands(p: torch.Tensor, g: torch.Tensor, data_range: float,
             [0, data_range]; H, W >= 11. Integer-valued float32 input (decoded 8/16-bit files) scores
             exactly like the float64 integers.
         data_range: the peak L (255, 65535, 1.0), used in PSNR and in C1 = (0.01 L)², C2 = (0.03 L)².
-        band: output rows per band (default :func:`band_rows`; memory ~ 40 * (band + 10) * W bytes).
+        band: output rows per band (default :func:`band_rows`; memory ~ 32 * (band + 10) * W bytes).
         want_psnr: False skips the squared error (the PSNR tensor is then all NaN).
 
     Returns:
@@ -82,13 +85,13 @@ def psnr_ssim_bands(p: torch.Tensor, g: torch.Tensor, data_range: float,
     sse = torch.zeros(b * c, dtype=torch.float64, device=p.device)
     planes_p, planes_g = p.reshape(b * c, h, w), g.reshape(b * c, h, w)
     buffers: Dict[int, Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-    for plane in range(b * c):  # one plane at a time: a band of 5 moments then fits in the cache
+    for plane in range(b * c):  # one plane at a time: a band of 4 moments then fits in the cache
         for top in range(0, out_h, band):
             rows = min(band, out_h - top)
             if rows not in buffers:  # one set for the full bands, one for the last
-                buffers[rows] = (torch.empty((5, rows + n - 1, w), dtype=torch.float32, device=p.device),
-                                 torch.empty((5, rows, w), dtype=torch.float32, device=p.device),
-                                 torch.empty((5, rows, w - n + 1), dtype=torch.float32, device=p.device))
+                buffers[rows] = (torch.empty((4, rows + n - 1, w), dtype=torch.float32, device=p.device),
+                                 torch.empty((4, rows, w), dtype=torch.float32, device=p.device),
+                                 torch.empty((4, rows, w - n + 1), dtype=torch.float32, device=p.device))
             stack, acc, filtered = buffers[rows]
             pb, gb = planes_p[plane, top:top + rows + n - 1], planes_g[plane, top:top + rows + n - 1]
             _moments_into(stack, pb, gb, offset)

@@ -28,6 +28,7 @@ from blurtools.io.pairs import Pair
 from blurtools.io.video import iter_frames, list_frame_files
 from blurtools.metrics._common import luma_scaled, resolve_quantize, to_scale
 from blurtools.metrics.image import compute_image_metrics
+from blurtools.metrics.integer_pairs import plain_integer_row, takes_plain_path
 from blurtools.metrics.lpips_metric import LpipsMetric
 from blurtools.metrics.masked import inner_rectangle, masked_psnr, masked_ssim
 from blurtools.metrics.video import score_video
@@ -159,7 +160,7 @@ def score_image_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.d
     Pairs of the same size and depth are scored together in batches of ``opts.batch`` on ``device``.
     With ``opts.align`` the rows hold the fields of :func:`aligned_metrics` as well.
     """
-    if device.type == "cpu" and opts.workers > 1:
+    if device.type == "cpu":
         return _score_pairs_in_threads(pairs, opts, lpips, on_done)
     rows: List[Dict[str, Any]] = []
     batch: List[Tuple[Pair, torch.Tensor, torch.Tensor, int]] = []
@@ -189,14 +190,21 @@ def score_image_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.d
 
 def _score_pairs_in_threads(pairs: Sequence[Pair], opts: ScoreOptions, lpips: Optional[LpipsMetric],
                             on_done: Optional[Callable[[int], None]]) -> List[Dict[str, Any]]:
-    """CPU path: each worker thread decodes and scores whole pairs, one image at a time, single-threaded.
+    """CPU path: each worker thread (or the caller alone, with one worker) decodes and scores whole pairs,
+    one image at a time, single-threaded.
 
     On the CPU the metrics are memory-bound element-wise passes: one image per core (torch intra-op
     threads = 1; torch releases the GIL) keeps each core's working set small and beats batching several
     images through multi-threaded ops by 2-3x. Memory: at most ``workers + 2`` pairs are decoded at once.
     """
 
+    plain = lpips is None and takes_plain_path(opts)
+
     def one(pair: Pair) -> Dict[str, Any]:
+        if plain:
+            fast = plain_integer_row(pair, opts.crop_border)
+            if fast is not None:
+                return fast
         pair, p, g, peak = _decode_pair(pair)
         row: Dict[str, Any] = {"name": pair.key}
         row.update(_metrics_rows(p[None], g[None], peak, opts, lpips)[0])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 from torch import nn
@@ -24,14 +24,46 @@ from torch import nn
 from blurtools import __version__
 from blurtools.errors import BlurtoolsError
 from blurtools.io.digest import file_sha256
-from blurtools.models.registry import BLURTOOLS_LAYOUT, Loaded, load
+from blurtools.models.registry import BLURTOOLS_LAYOUT, MODELS, Loaded, ModelSpec, load
 
 log = logging.getLogger(__name__)
 
-__all__ = ["weights_info", "convert_weights", "converted_record", "commands_for", "file_sha256", "CONVERT_TOOL"]
+__all__ = ["weights_info", "convert_weights", "converted_record", "commands_for", "open_weights", "source_record",
+           "CONVERT_TOOL"]
+
+CASCADE_LAYOUT = "jin2018-release"
 
 CONVERT_TOOL = "blurtools weights convert"
 WEIGHTS_FORMAT = "blurtools-weights/1"
+
+
+def open_weights(path: "str | Path", model: Optional[str] = None, registry: Optional[Mapping[str, ModelSpec]] = None
+                 ) -> Loaded:
+    """:func:`load` of a file, or (a folder) Jin et al.'s released cascade from the four files in it.
+
+    Raises:
+        BlurtoolsError: what :func:`load` or :func:`blurtools.models.jin2018_release.load_cascade` raise; a
+            folder for another model than ``jin2018``.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return load(path, model=model, registry=registry)
+    if model not in (None, "jin2018"):
+        raise BlurtoolsError(f"{path}: is a folder; model {model} reads one file (a folder holds Jin et al.'s cascade)")
+    from blurtools.models.jin2018_release import load_cascade
+
+    cascade, files = load_cascade([path])
+    spec = (registry or MODELS)["jin2018"]
+    meta = {"arch": "jin2018", "kind": "video", "layout": CASCADE_LAYOUT, "files": {p: str(f) for p, f in files.items()}}
+    return Loaded(module=cascade, spec=spec, args=dict(cascade.model_args), meta=meta, layout=CASCADE_LAYOUT)
+
+
+def source_record(path: "str | Path") -> Dict[str, Any]:
+    """``{"file", "sha256"}`` of a weights file; of a folder, ``{"file", "files": {name: sha256}}``."""
+    path = Path(path)
+    if path.is_dir():
+        return {"file": path.name, "files": {f.name: file_sha256(f) for f in sorted(path.iterdir()) if f.is_file()}}
+    return {"file": path.name, "sha256": file_sha256(path)}
 
 
 def commands_for(loaded: Loaded, path: "str | Path") -> List[str]:
@@ -62,19 +94,22 @@ def weights_info(path: "str | Path", model: Optional[str] = None) -> Dict[str, A
         BlurtoolsError: only when ``path`` is not a readable file at all.
     """
     path = Path(path)
-    if not path.is_file():
-        raise BlurtoolsError(f"{path}: no such file" if not path.exists() else f"{path}: is not a file")
-    info: Dict[str, Any] = {"file": str(path), "size_bytes": path.stat().st_size, "sha256": file_sha256(path),
+    if not path.exists():
+        raise BlurtoolsError(f"{path}: no such file or folder")
+    record = source_record(path)
+    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file()) if path.is_dir() else path.stat().st_size
+    info: Dict[str, Any] = {"file": str(path), "size_bytes": size, "sha256": record.get("sha256", record.get("files")),
                             "loads": False, "error": None, "architecture": None, "layout": None,
                             "layout_description": None, "kind": None, "frames": None, "configuration": None,
                             "parameters": None, "commands": [], "made_by": None}
     try:
-        loaded = load(path, model=model)
+        loaded = open_weights(path, model=model)
     except BlurtoolsError as exc:
         info["error"] = str(exc)
         return info
     module = loaded.module
     layouts = {layout.name: layout.describe for layout in loaded.spec.layouts}
+    layouts[CASCADE_LAYOUT] = "Jin et al. 2018 release: the folder holding its four {'state_dict_G': ...} files"
     info.update(loads=True, architecture=loaded.spec.name, layout=loaded.layout,
                 layout_description=layouts.get(loaded.layout, "blurtools checkpoint (plain dict, weights_only)"),
                 kind=module.kind, frames=getattr(module, "frames", None), configuration=dict(loaded.args),
@@ -104,7 +139,7 @@ def converted_record(loaded: Loaded, source: "str | Path") -> Dict[str, Any]:
     source = Path(source)
     meta = loaded.meta
     earlier = (meta.get("config") or {}).get("source") if loaded.layout == BLURTOOLS_LAYOUT else None
-    record = {"file": source.name, "sha256": file_sha256(source), "layout": loaded.layout}
+    record = {**source_record(source), "layout": loaded.layout}
     if loaded.layout == BLURTOOLS_LAYOUT:
         record.update(tool=meta.get("tool"), version=meta.get("version"))
     module = loaded.module
@@ -145,7 +180,7 @@ def convert_weights(path: "str | Path", out: "str | Path", model: Optional[str] 
     path, out = Path(path), Path(out)
     if out.exists() and path.exists() and out.resolve() == path.resolve():
         raise BlurtoolsError(f"{out}: is the source file; choose another -o (nothing was written)")
-    loaded = load(path, model=model)
+    loaded = open_weights(path, model=model)
     record = converted_record(loaded, path)
     with atomic_path(out, suffix=".pt") as tmp:
         torch.save(record, tmp)
@@ -156,4 +191,4 @@ def convert_weights(path: "str | Path", out: "str | Path", model: Optional[str] 
     log.info("%s: %s (%s) written from %s", out, loaded.spec.name, loaded.layout, path)
     return {"file": str(out), "architecture": loaded.spec.name, "layout": loaded.layout,
             "configuration": dict(loaded.args), "parameters": parameter_count(loaded.module),
-            "source_sha256": record["config"]["source"]["sha256"]}
+            "source_sha256": record["config"]["source"].get("sha256", record["config"]["source"].get("files"))}

@@ -2,6 +2,9 @@
 
 The graph takes what the network's ``forward`` takes: ``blurry`` (B, 3, H, W) float32 RGB in [0, 1], and
 gives ``sharp`` (B, 3, H, W) for image models or ``frames`` (B, N, 3, H, W) for video models, same range.
+The kernel-basis networks (blurtools' ``kernel-basis``, Carbajal et al.'s ``two-heads``) give their estimate,
+``kernels`` (B, K, k, k) and ``mixing`` (B, K, H, W): the Richardson-Lucy deblurring around them is a
+classical iteration (FFT convolutions), not a network.
 Batch, height and width are dynamic axes where the architecture allows: the graph is traced at a size
 that is a multiple of nothing (so every padding branch of the network is recorded with sizes computed
 from the input), then checked by onnxruntime at that size and at a second one. A network whose graph
@@ -45,6 +48,14 @@ OPSET = 17
 TOOL = "blurtools weights export"
 
 
+_OUTPUTS_DOC = {
+    "sharp": "sharp: (B, 3, H, W) RGB, about [0, 1]",
+    "frames": "frames: (B, N, 3, H, W) RGB, about [0, 1], in time order",
+    "kernels": "kernels: (B, K, k, k) the blur kernel basis; mixing: (B, K, H, W) per-pixel weights "
+               "(the deblurring iteration around them is not part of the graph)",
+}
+
+
 def _onnx_modules() -> Tuple[Any, Any]:
     try:
         import onnx
@@ -55,39 +66,67 @@ def _onnx_modules() -> Tuple[Any, Any]:
     return onnx, onnxruntime
 
 
-def _trace(model: nn.Module, path: Path, size: Tuple[int, int], dynamic: bool, output: str) -> None:
+class KernelEstimate(nn.Module):
+    """The network of a kernel-basis model (blurry -> kernels, mixing); its Richardson-Lucy restoration is a
+    classical iteration around the network, which ``blurtools deblur`` runs, not part of the graph."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, blurry: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.net.estimate(blurry)
+
+
+def graph_of(model: nn.Module) -> Tuple[nn.Module, Dict[str, Dict[int, str]]]:
+    """The module to export and its outputs with their dynamic axes: the network itself (``sharp`` (B, 3,
+    H, W) or ``frames`` (B, N, 3, H, W)), or for the kernel-basis networks (blurtools' own and Carbajal et
+    al.'s) their estimate, ``kernels`` (B, K, k, k) and ``mixing`` (B, K, H, W)."""
+    from blurtools.models.kernel_basis import KernelBasisNet
+    from blurtools.models.two_heads import TwoHeadsNet
+
+    if isinstance(model, (KernelBasisNet, TwoHeadsNet)):
+        return KernelEstimate(model), {"kernels": {0: "batch"}, "mixing": {0: "batch", 2: "height", 3: "width"}}
+    if model.kind == "video":
+        return model, {"frames": {0: "batch", 3: "height", 4: "width"}}
+    return model, {"sharp": {0: "batch", 2: "height", 3: "width"}}
+
+
+def _trace(graph: nn.Module, outputs: Dict[str, Dict[int, str]], path: Path, size: Tuple[int, int], dynamic: bool) -> None:
     example = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
-    axes = {"blurry": {0: "batch", 2: "height", 3: "width"}}
-    axes[output] = {0: "batch", **({2: "height", 3: "width"} if output == "sharp" else {3: "height", 4: "width"})}
+    axes = {"blurry": {0: "batch", 2: "height", 3: "width"}, **outputs}
     with warnings.catch_warnings(), torch.no_grad():
         # the tracer's notes on Python-side shape arithmetic are what the size check below verifies
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["blurry"], output_names=[output],
+        torch.onnx.export(graph, (example,), str(path), dynamo=False, input_names=["blurry"], output_names=list(outputs),
                           dynamic_axes=axes if dynamic else None, opset_version=OPSET, do_constant_folding=True)
 
 
 def onnx_parity(model: nn.Module, onnx_path: "str | Path", sizes: Sequence[Tuple[int, int]], batch: int = 1,
                 seed: int = 0) -> List[float]:
-    """Largest |onnxruntime - PyTorch| per size on seeded uniform [0, 1] inputs of (batch, 3, h, w).
+    """Largest |onnxruntime - PyTorch| per size (over every output) on seeded uniform [0, 1] (batch, 3, h, w).
 
     Raises:
         BlurtoolsError: onnxruntime cannot open or run the graph at a size (the message says which).
     """
     _, ort = _onnx_modules()
+    graph, _ = graph_of(model)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     g = torch.Generator().manual_seed(seed)
     diffs = []
     for h, w in sizes:
         x = torch.rand(batch, 3, h, w, generator=g)
         with torch.no_grad():
-            want = model(x).float().numpy()
+            want = graph(x)
+        want = [t.float().numpy() for t in (want if isinstance(want, tuple) else (want,))]
         try:
-            got = session.run(None, {"blurry": x.numpy()})[0]
+            got = session.run(None, {"blurry": x.numpy()})
         except Exception as exc:  # onnxruntime raises its own exception types for shape errors
             raise BlurtoolsError(f"onnxruntime cannot run the graph at {h}x{w} ({str(exc).splitlines()[0][:200]})") from None
-        if got.shape != want.shape:
-            raise BlurtoolsError(f"onnxruntime gives shape {got.shape} at {h}x{w}, PyTorch {want.shape}")
-        diffs.append(float(abs(got - want).max()))
+        if [g.shape for g in got] != [t.shape for t in want]:
+            raise BlurtoolsError(f"onnxruntime gives shapes {[g.shape for g in got]} at {h}x{w}, PyTorch "
+                                 f"{[t.shape for t in want]}")
+        diffs.append(max(float(abs(g - t).max()) for g, t in zip(got, want)))
     return diffs
 
 
@@ -123,21 +162,21 @@ def export_onnx(model: nn.Module, out: "str | Path", provenance: Optional[Mappin
     if size is not None and (len(size) != 2 or min(size) < 32):
         raise UsageError(f"export size {size}: need height and width >= 32")
     model = model.to("cpu").eval()
-    output = "frames" if getattr(model, "kind", "image") == "video" else "sharp"
+    graph, outputs = graph_of(model)
     out = Path(out)
     with atomic_path(out, suffix=".onnx") as tmp:
         dynamic = size is None
         sizes = [TRACE_SIZE, CHECK_SIZE] if dynamic else [tuple(size)]
-        diffs = _export_checked(model, tmp, sizes[0], dynamic, output, sizes, tolerance)
+        diffs = _export_checked(model, tmp, sizes[0], dynamic, sizes, tolerance)
         if dynamic and diffs is None:
             log.info("%s: the graph reproduces only its trace size; exporting at a fixed %dx%d", out, *TRACE_SIZE)
             dynamic, sizes = False, [TRACE_SIZE]
-            diffs = _export_checked(model, tmp, TRACE_SIZE, False, output, sizes, tolerance)
+            diffs = _export_checked(model, tmp, TRACE_SIZE, False, sizes, tolerance)
         if diffs is None or max(diffs) > tolerance:
             worst = "cannot run" if diffs is None else f"{max(diffs):.3g}"
             raise BlurtoolsError(f"{out}: onnxruntime disagrees with PyTorch ({worst} > {tolerance:g}); nothing written")
         meta = {"tool": TOOL, "version": __version__, "input": "blurry: (B, 3, H, W) float32 RGB in [0, 1]",
-                "output": f"{output}: " + ("(B, N, 3, H, W)" if output == "frames" else "(B, 3, H, W)") + " in [0, 1]",
+                "outputs": _OUTPUTS_DOC[next(iter(outputs))],
                 "dynamic_height_width": dynamic, "sizes_checked": [list(s) for s in sizes],
                 "max_abs_diff": max(diffs), **dict(provenance or {})}
         _stamp(onnx, tmp, meta)
@@ -145,11 +184,12 @@ def export_onnx(model: nn.Module, out: "str | Path", provenance: Optional[Mappin
             "per_size": diffs, "opset": OPSET, "tolerance": tolerance}
 
 
-def _export_checked(model: nn.Module, tmp: Path, trace: Tuple[int, int], dynamic: bool, output: str,
+def _export_checked(model: nn.Module, tmp: Path, trace: Tuple[int, int], dynamic: bool,
                     sizes: Sequence[Tuple[int, int]], tolerance: float) -> Optional[List[float]]:
     """Trace ``model`` to ``tmp`` and return its parity per size, or None when the graph fails a size."""
+    graph, outputs = graph_of(model)
     try:
-        _trace(model, tmp, trace, dynamic, output)
+        _trace(graph, outputs, tmp, trace, dynamic)
     except Exception as exc:  # the exporter raises many types for operations it cannot express
         raise BlurtoolsError(f"{type(model).__name__} cannot be exported to ONNX ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0][:240]})") from None

@@ -88,17 +88,17 @@ DEBLURGAN_V2 = Layout("deblurgan-v2-official", DEBLURGAN_V2_DESCRIBE, detect_off
 MODELS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("dm", DenseDeblurModule, recipe="dm"),
     ModelSpec("deblurgan", DeblurGANGenerator, recipe="deblurgan", layouts=(DEBLURGAN_2018,)),
-    ModelSpec("jin2018-centre", Jin2018Centre, recipe=None, layouts=(JIN2018_CENTRE,)),
-    ModelSpec("jin2018", Jin2018Cascade, recipe=None, layouts=(JIN2018_PAIR,)),
+    ModelSpec("jin2018-centre", Jin2018Centre, recipe="jin2018-centre", layouts=(JIN2018_CENTRE,)),
+    ModelSpec("jin2018", Jin2018Cascade, recipe="jin2018", layouts=(JIN2018_PAIR,)),
     ModelSpec("kernel-basis", KernelBasisNet, recipe="kernel-basis"),
     ModelSpec("jin", Jin, recipe="jin"),
     ModelSpec("bringing-alive", BringingAlive, recipe="bringing-alive"),
     ModelSpec("niu", NiuNet, recipe="niu"),
     ModelSpec("deblurgan-v2", DeblurGANv2, recipe="deblurgan-v2", layouts=(DEBLURGAN_V2,)),
-    ModelSpec("nafnet", nafnet.NAFNet, recipe=None, layouts=(Layout(
+    ModelSpec("nafnet", nafnet.NAFNet, recipe="nafnet", layouts=(Layout(
         "nafnet-release", "NAFNet release (Chen et al. 2022): {'params': state_dict}",
         nafnet.detect_release, nafnet.convert_release),)),
-    ModelSpec("two-heads", two_heads.TwoHeadsNet, recipe=None, layouts=(Layout(
+    ModelSpec("two-heads", two_heads.TwoHeadsNet, recipe="two-heads", layouts=(Layout(
         "two-heads-release", "TwoHeads.pkl (Carbajal et al. 2021): bare state dict (inc_rgb..., kernels_end...)",
         two_heads.detect_release, two_heads.convert_release),)),
     # last: recognising these files needs spandrel imported (seconds), which the layouts above avoid

@@ -22,16 +22,18 @@ class RunState:
         """The --init file's ``model_args`` and ``state_dict`` (None without --init).
 
         Any file :func:`blurtools.models.registry.load` reads: a blurtools checkpoint or an authors' released
-        file of this run's model (detected from its contents, read with weights_only=True).
+        file of this run's model (detected from its contents, read with weights_only=True); for ``jin2018``
+        also the folder holding the four files of the release.
         """
         if not self.cfg.init:
             return None
-        from blurtools.models.registry import MODELS, ModelSpec, load
+        from blurtools.models.convert import open_weights
+        from blurtools.models.registry import MODELS, ModelSpec
 
         # the run's own class reads the file (the registered layouts of its name included)
         known = MODELS.get(self.cfg.model)
         spec = ModelSpec(self.cfg.model, self.arch_cls, None, known.layouts if known is not None else ())
-        loaded = load(self.cfg.init, model=self.cfg.model, registry={**MODELS, self.cfg.model: spec})
+        loaded = open_weights(self.cfg.init, model=self.cfg.model, registry={**MODELS, self.cfg.model: spec})
         log.info("--init %s: %s (%s layout)", self.cfg.init, loaded.spec.name, loaded.layout)
         return {"model_args": dict(loaded.args), "state_dict": loaded.module.state_dict()}
 

@@ -11,8 +11,11 @@ from blurtools.train.recipes.deblurgan import RECIPE as DEBLURGAN
 from blurtools.train.recipes.deblurgan_v2 import RECIPE as DEBLURGAN_V2
 from blurtools.train.recipes.dm import RECIPE as DM
 from blurtools.train.recipes.jin import RECIPE as JIN
+from blurtools.train.recipes.jin2018 import CASCADE as JIN2018, CENTRE as JIN2018_CENTRE
 from blurtools.train.recipes.kernel_basis import RECIPE as KERNEL_BASIS
+from blurtools.train.recipes.nafnet import RECIPE as NAFNET
 from blurtools.train.recipes.niu import RECIPE as NIU
+from blurtools.train.recipes.two_heads import RECIPE as TWO_HEADS
 
 RECIPES = {
     "dm": DM,
@@ -22,6 +25,10 @@ RECIPES = {
     "bringing-alive": BRINGING_ALIVE,
     "niu": NIU,
     "deblurgan-v2": DEBLURGAN_V2,
+    "nafnet": NAFNET,
+    "two-heads": TWO_HEADS,
+    "jin2018-centre": JIN2018_CENTRE,
+    "jin2018": JIN2018,
 }
 
 

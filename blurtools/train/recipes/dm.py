@@ -1,8 +1,9 @@
 """Training recipe of the dense deblurring module (``dm``, Purohit et al. CVPR 2019).
 
 One stage, all parameters, a pixel loss on the middle sharp frame. The default is L1; ``mse``,
-``charbonnier`` and a VGG ``perceptual`` term (relu2_2 + relu3_3) can be mixed in with
-``--loss-weight name=value`` (the engine builds the VGG loss only when its weight is > 0).
+``charbonnier``, ``psnr`` (minus the PSNR, NAFNet's loss) and a VGG ``perceptual`` term (relu2_2 +
+relu3_3) can be mixed in with ``--loss-weight name=value`` (the engine builds the VGG loss only when its
+weight is > 0).
 
 ``--loss-weight shift=R`` (R > 0, pixels) compares against the middle frame moved by the integer
 translation within R that best matches the prediction (:mod:`blurtools.losses.shift_tolerant`): for still
@@ -18,7 +19,7 @@ from typing import Dict
 import torch
 
 from blurtools.errors import BlurtoolsError
-from blurtools.losses.pixel import charbonnier, l1, mse
+from blurtools.losses.pixel import charbonnier, l1, mse, psnr_loss
 from blurtools.losses.shift_tolerant import align_target
 from blurtools.train.recipe import ObjectiveContext, Recipe, Stage
 
@@ -47,7 +48,7 @@ def objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.Tensor]:
     target, pred = align_target(pred, target, int(w.get("shift", 0.0)))  # radius 0: both unchanged
     out: Dict[str, torch.Tensor] = {}
     loss = pred.new_zeros(())
-    for key, fn in (("l1", l1), ("mse", mse), ("charbonnier", charbonnier)):
+    for key, fn in (("l1", l1), ("mse", mse), ("charbonnier", charbonnier), ("psnr", psnr_loss)):
         if w.get(key, 0.0) > 0:
             out[key] = fn(pred, target)
             loss = loss + w[key] * out[key]
@@ -61,7 +62,7 @@ def objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.Tensor]:
 RECIPE = Recipe(
     stages=(Stage(name="main", steps_fraction=1.0, objective="main"),),
     objectives={"main": objective},
-    default_weights={"l1": 1.0, "mse": 0.0, "charbonnier": 0.0, "perceptual": 0.0, "shift": 0.0},
+    default_weights={"l1": 1.0, "mse": 0.0, "charbonnier": 0.0, "psnr": 0.0, "perceptual": 0.0, "shift": 0.0},
     needs_vgg=("perceptual",),
     vgg_layers=("relu2_2", "relu3_3"),
 )

@@ -37,7 +37,7 @@ def sequence_target(model, batch, name: str) -> torch.Tensor:
     return sharp
 
 
-def _middle_terms(pred: torch.Tensor, target: torch.Tensor, ctx: ObjectiveContext, name: str,
+def middle_terms(pred: torch.Tensor, target: torch.Tensor, ctx: ObjectiveContext, name: str,
                   out: Dict[str, torch.Tensor]) -> torch.Tensor:
     w = ctx.weights
     loss = pred.new_zeros(())
@@ -54,7 +54,7 @@ def middle_objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.Ten
     """phi_4 alone: L2 + perceptual between phi_4(blurry) and the middle sharp frame."""
     sharp = sequence_target(model, batch, "jin middle")
     out: Dict[str, torch.Tensor] = {}
-    out["loss"] = _middle_terms(model.middle(batch["blurry"]), sharp[:, sharp.shape[1] // 2], ctx,
+    out["loss"] = middle_terms(model.middle(batch["blurry"]), sharp[:, sharp.shape[1] // 2], ctx,
                                 "jin middle", out)
     return out
 
@@ -82,7 +82,7 @@ def joint_objective(model, batch, ctx: ObjectiveContext) -> Dict[str, torch.Tens
     sharp = sequence_target(model, batch, "jin joint")
     pred = model(batch["blurry"])
     out: Dict[str, torch.Tensor] = {}
-    loss = _middle_terms(pred[:, sharp.shape[1] // 2], sharp[:, sharp.shape[1] // 2], ctx, "jin joint", out)
+    loss = middle_terms(pred[:, sharp.shape[1] // 2], sharp[:, sharp.shape[1] // 2], ctx, "jin joint", out)
     if ctx.weights.get("pair", 1.0) > 0:
         out["pair"] = order_invariant_loss(pred, sharp, middle="none")
         loss = loss + ctx.weights.get("pair", 1.0) * out["pair"]
