@@ -99,6 +99,18 @@ def heldout_photo_sets(work: Path, data: Path, per_still: int) -> dict:
     return sets
 
 
+def heldout_sets(work: Path, data: Path, per_still: int) -> dict:
+    """:func:`heldout_photo_sets` and the held-out clip's 7-frame windows (carphone, seed 4) as
+    ``"carphone-clip"``, each made in ``work`` when missing."""
+    sets = heldout_photo_sets(work, data, per_still)
+    d = work / "carphone"
+    if not d.exists():
+        bt("blur-synth", str(data / "clips" / "heldout" / "carphone"), "-n", "7", "--stride", "7", "--seed", "4",
+           "-o", str(d), "--quiet")
+    sets["carphone-clip"] = d
+    return sets
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=None)
@@ -112,12 +124,7 @@ def main() -> None:
                     help="score this checkpoint as the default extract-video instead of the shipped one")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bt-gates-"))
-    sets = heldout_photo_sets(work, args.data, args.per_still)
-    d = work / "carphone"
-    if not d.exists():
-        bt("blur-synth", str(args.data / "clips" / "heldout" / "carphone"), "-n", "7", "--stride", "7", "--seed", "4",
-           "-o", str(d), "--quiet")
-    sets["carphone-clip"] = d
+    sets = heldout_sets(work, args.data, args.per_still)
     rows = [evaluate(name, d, work, args.device, args.deblur_weights, args.video_weights) for name, d in sets.items()]
     print(f"held-out sets in {work}")
     print(f"{'set':<22} {'blurry':>8} {'deblur':>8} {'classic':>8} | {'repeat':>8} {'video':>8} {'classic':>8}  (PSNR dB)")

@@ -1,11 +1,13 @@
 """Benchmark: deblur and extract-video speed at 1280x720, and peak memory of a tiled 6000x4000 deblur.
 
-Times, per device (the CPU always; CUDA too when present, synchronised before every clock read):
+The image is a 1280x720 photo on a 15 px straight blur (:func:`bench_image`). Times, per device (the CPU always; CUDA too when present, synchronised before every clock read):
 
 * deblur of one 1280x720 image: the model's forward pass alone, and the whole pipeline (windows, blend,
   back on the CPU) as ``blurtools deblur`` runs it; the issue's GPU target is <= 0.05 s;
 * extract-video of 7 frames from one 1280x720 image, the same two ways; GPU target <= 0.4 s;
 * the classical method (no weights), pipeline only;
+* the default (network and classical refinement) over the network alone (``--refine none``): issue 18's
+  limits are 1.5x for deblur and 2x for extract-video;
 * with --amp on CUDA, the bfloat16 pipeline as well.
 
 The models are the shipped default weights, or the checkpoints given with --weights-image/--weights-video.
@@ -18,7 +20,7 @@ a small random DenseDeblurModule (the pipeline's own buffers are what grows with
 activations depend on the window, not the image).
 
     .venv/bin/python benchmarks/inference.py [--weights-image W] [--weights-video W] [--repeats 3]
-                                             [--no-memory] [--no-gpu] [--threads N]
+                                             [--no-memory] [--no-classical] [--no-gpu] [--threads N]
 """
 
 from __future__ import annotations
@@ -85,10 +87,28 @@ def predictor(kind: str, weights: "str | None", arch: str, device: torch.device,
     return p
 
 
+def bench_image() -> torch.Tensor:
+    """(3, 720, 1280) in [0, 1]: scikit-image's astronaut photo, resized, on a 15 px straight blur in linear light
+    (the classical refinement's cost depends on the blur it finds); smooth noise when scikit-image is missing."""
+    import torch.nn.functional as F
+
+    try:
+        from skimage.data import astronaut
+    except ImportError:
+        g = torch.Generator().manual_seed(0)
+        return F.interpolate(torch.rand(1, 3, H // 8, W // 8, generator=g), size=(H, W), mode="bicubic",
+                             align_corners=False).clamp(0, 1)[0]
+    from blurtools.infer.classical import linear_motion_kernel
+    from blurtools.ops.crf import from_linear, to_linear
+    from blurtools.ops.filters import fft_conv2d
+
+    x = torch.from_numpy(astronaut()).permute(2, 0, 1)[None].float() / 255
+    x = F.interpolate(x, size=(H, W), mode="bicubic", align_corners=False).clamp(0, 1)
+    return from_linear(fft_conv2d(to_linear(x, "gamma:2.2"), linear_motion_kernel(15, 30)), "gamma:2.2")[0]
+
+
 def bench_device(device: torch.device, args, rows: list) -> None:
-    g = torch.Generator().manual_seed(0)
-    image = torch.nn.functional.interpolate(torch.rand(1, 3, H // 8, W // 8, generator=g), size=(H, W),
-                                            mode="bicubic", align_corners=False).clamp(0, 1)[0]
+    image = bench_image()
     tile = 1024 if device.type == "cuda" else 512
     batch = 4 if device.type == "cuda" else 1
     for kind, task in (("image", "deblur"), ("video", "extract-video")):
@@ -114,6 +134,8 @@ def bench_device(device: torch.device, args, rows: list) -> None:
             rows.append((str(device), f"{task} {W}x{H}" + (" 7 frames" if kind == "video" else "") + (" amp" if amp else ""),
                          p.label, model_s, pipe_s, TARGETS[task] if device.type == "cuda" else None))
             del p
+        if args.no_classical:
+            continue
         # the command-line defaults: a general kernel, estimated and deconvolved in linear light
         p = load_predictor(kind, model="classical", device=device, method="multiscale", crf="gamma:2.2")
         opts = (InferOptions(tile=tile, overlap=32) if kind == "image"
@@ -173,6 +195,23 @@ def memory_run(args, task: str = "deblur") -> "tuple[float, float, str]":
         return peak_kb / 1024 ** 2, seconds, label
 
 
+# issue 18: the default (network + refinement) at most this many times the network alone (--refine none)
+REFINE_LIMITS = {"deblur": 1.5, "extract-video": 2.0}
+
+
+def print_refine_ratios(rows: list) -> None:
+    """The default pipeline's time over the network-only pipeline's (``--refine none``), per device and task."""
+    for dev, task, label, _, pipe_s, _ in rows:
+        if not label.endswith("+ refine"):
+            continue
+        alone = [r[4] for r in rows if r[0] == dev and r[1] == task and r[2] == label[:-len(" + refine")]]
+        if alone:
+            name = task.split()[0]
+            ratio = pipe_s / alone[0]
+            print(f"{dev:7} {task:34} default / --refine none: {ratio:.2f}x (limit {REFINE_LIMITS[name]}x: "
+                  f"{'PASS' if ratio <= REFINE_LIMITS[name] else 'FAIL'})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights-image", help="deblur checkpoint (default: the shipped weights)")
@@ -185,6 +224,7 @@ def main() -> None:
     ap.add_argument("--no-cpu", action="store_true", help="time the GPU only")
     ap.add_argument("--amp", action="store_true", help="also time bfloat16 autocast on CUDA")
     ap.add_argument("--no-memory", action="store_true", help="skip the 6000x4000 memory run")
+    ap.add_argument("--no-classical", action="store_true", help="skip timing --model classical")
     ap.add_argument("--memory-video", action="store_true", help="also measure extract-video (7 PNG frames) on 6000x4000")
     ap.add_argument("--memory-weights", help="checkpoint for the memory run (default: a small random dm)")
     ap.add_argument("--memory-tile", type=int, default=512)
@@ -205,6 +245,7 @@ def main() -> None:
         m = f"{model_s:10.3f}s" if model_s is not None else f"{'-':>11}"
         verdict = "" if target is None else f"<= {target} s {'PASS' if pipe_s <= target else 'FAIL'}"
         print(f"{dev:7} {task:34} {label[:52]:52} {m} {pipe_s:9.3f}s  {verdict}")
+    print_refine_ratios(rows)
     for task in ([] if args.no_memory else ["deblur"]) + (["extract-video"] if args.memory_video else []):
         gb, seconds, label = memory_run(args, task)
         print(f"peak RSS of `blurtools {task}` on 6000x4000, CPU, --tile {args.memory_tile}, {label}: {gb:.2f} GB "

@@ -12,9 +12,11 @@ data), deblur (shipped default weights, the trained checkpoint, the classical me
 What is hashed, per output file:
 
 * PNG images: the decoded pixels (mode, size, bytes) and, separately, their text chunks (provenance);
-* ``.npy``, GIF and other binary files: their bytes;
+* GIFs: the decoded frames (RGB, size, duration) and, separately, their comment (provenance);
+* ``.npy`` and other binary files: their bytes;
 * ``.pt`` checkpoints: every tensor (name, dtype, shape, bytes) and the remaining plain data;
-* ``.h5`` packs: every dataset (name, dtype, shape, bytes) and the attributes;
+* ``.h5`` packs: every dataset (name, dtype, shape, bytes; string datasets by their text) and the
+  attributes;
 * JSON / JSON lines / CSV / text: the content;
 * each command's ``--json`` stdout.
 
@@ -111,6 +113,21 @@ def digest_file(path: Path, workdir: str, repo: str) -> List[str]:
             except ValueError:
                 parsed[k] = v
         return [f"pixels={pixels}", f"text={digest_plain(parsed, workdir, repo)}"]
+    if suffix == ".gif":
+        from PIL import ImageSequence
+
+        h = hashlib.sha256()
+        with Image.open(path) as im:
+            comment = im.info.get("comment", b"")
+            for frame in ImageSequence.Iterator(im):
+                rgb = frame.convert("RGB")
+                h.update(f"{rgb.size}|{frame.info.get('duration')}|".encode() + rgb.tobytes())
+        comment = comment.decode("utf-8", "replace") if isinstance(comment, bytes) else str(comment)
+        try:
+            parsed = json.loads(comment)
+        except ValueError:
+            parsed = comment
+        return [f"frames={h.hexdigest()}", f"comment={digest_plain(parsed, workdir, repo)}"]
     if suffix in (".pt", ".pth"):
         import torch
 
@@ -128,7 +145,10 @@ def digest_file(path: Path, workdir: str, repo: str) -> List[str]:
                 if isinstance(node, h5py.Dataset):
                     a = node[()]
                     h.update(f"{name}|{a.dtype}|{a.shape}|".encode())
-                    h.update(np.ascontiguousarray(a).tobytes())
+                    if a.dtype == object:       # variable-length strings: their text, not their pointers
+                        h.update(json.dumps([x.decode() if isinstance(x, bytes) else str(x) for x in a.ravel()]).encode())
+                    else:
+                        h.update(np.ascontiguousarray(a).tobytes())
             attrs["/"] = {k: str(v) for k, v in f.attrs.items()}
             f.visititems(visit)
         parsed = {}
@@ -193,14 +213,16 @@ def main() -> None:
     ap.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1], help="checkout to run")
     ap.add_argument("--workdir", type=Path, required=True, help="empty folder for inputs and outputs")
     ap.add_argument("--only", nargs="*", help="run these steps only (names as printed)")
+    ap.add_argument("--hash-only", action="store_true", help="hash the outputs already in --workdir, run nothing")
     a = ap.parse_args()
     w, repo = a.workdir.resolve(), a.repo.resolve()
-    if w.exists():
-        shutil.rmtree(w)
-    w.mkdir(parents=True)
-    make_inputs(w)
     log: List[str] = []
-    for name, args in commands(w):
+    if not a.hash_only:
+        if w.exists():
+            shutil.rmtree(w)
+        w.mkdir(parents=True)
+        make_inputs(w)
+    for name, args in ([] if a.hash_only else commands(w)):
         if a.only and name not in a.only:
             continue
         print(f"running {name}", file=sys.stderr, flush=True)

@@ -44,17 +44,44 @@ RULES = [
              "blurtools.metrics", "blurtools.data")),
     ("models", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.losses", "blurtools.metrics",
                 "blurtools.data")),
-    ("data", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.models")),
-    ("losses", ("blurtools.train", "blurtools.cli", "blurtools.infer")),
-    ("metrics", ("blurtools.train", "blurtools.cli", "blurtools.infer", "blurtools.models")),
     ("infer", ("blurtools.train", "blurtools.cli")),
-    ("train", ("blurtools.cli", "blurtools.infer")),
 ]
+
+# The layers (docs/ARCHITECTURE.md): the blurtools packages each package may import besides itself,
+# ``errors`` and ``__version__``. ``cli`` may import any of them (its command modules not each other).
+ALLOWED = {
+    "request": set(),
+    "io": set(),
+    "ops": set(),
+    "data": {"io"},
+    "models": {"io", "ops"},
+    "losses": {"ops"},
+    "metrics": {"io", "ops"},
+    "synth": {"io", "ops", "request"},
+    "infer": {"io", "ops", "models", "request", "weights"},
+    "report": {"io", "metrics"},
+    "train": {"io", "ops", "models", "losses", "metrics", "data", "request"},
+}
 
 
 @pytest.mark.parametrize("package,forbidden", RULES, ids=[r[0] for r in RULES])
 def test_package_imports_follow_the_layers(package, forbidden):
     assert violations(package, forbidden) == []
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_only_lower_layers(package):
+    allowed = ALLOWED[package] | {package, "errors", "__version__"}
+    found = []
+    root = PACKAGE / package
+    paths = sorted(root.rglob("*.py")) if root.is_dir() else [root.with_suffix(".py")]
+    assert paths and all(p.is_file() for p in paths), f"no module {package}"
+    for path in paths:
+        for line, name in imports_of(path):
+            parts = name.split(".")
+            if parts[0] == "blurtools" and len(parts) > 1 and parts[1] not in allowed:
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}")
+    assert found == []
 
 
 def test_the_checker_sees_lazy_and_relative_imports(tmp_path, monkeypatch):

@@ -138,8 +138,14 @@ def test_refined_video_records_the_default_deblur(tmp_path, ckpts, monkeypatch):
     frames = [read_array(f) for f in sorted((tmp_path / "v" / "b").glob("*.png"))]
     assert len(frames) == FRAMES and frames[0].shape == (48, 48, 3)
     rec = json.loads(Image.open(tmp_path / "v" / "b" / "0000.png").text["blurtools"])
-    assert rec["options"]["refine"] == "classical" and rec["model"]["refine"]["method"] == "default deblur"
+    # the shipped weights: the frames are the default deblur moved along the blur path, and say how
+    assert rec["options"]["refine"] == "classical" and rec["model"]["refine"]["method"] == "motion"
     assert rec["model"]["refine"]["refine"]["kernel_method"] == "multiscale"
+    assert set(rec["motion"]) >= {"evidence", "extent_px", "kernel_size", "reblur_psnr_db"} and "refine" in rec
+    # a network the user trained keeps its own frames, sharpened by the default deblur
+    assert run(tmp_path / "b.png", "-o", tmp_path / "w", "--format", "png", "--weights", ckpts / "niu.pt").returncode == 0
+    rec = json.loads(Image.open(tmp_path / "w" / "b" / "0000.png").text["blurtools"])
+    assert rec["model"]["refine"]["method"] == "default deblur" and "motion" not in rec
 
 
 def test_tiled_video_matches_untiled_in_shape_and_direction(tmp_path, ckpts):

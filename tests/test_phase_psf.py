@@ -122,7 +122,7 @@ def test_whole_pupil_piston_changes_nothing():
 
 
 def test_ring6pi_shifts_green_focus_not_blue():
-    """REFERENCE.md: a ~6 pi ring at 455 nm moves green's best focus to psi ~ +10, blue stays at 0."""
+    """A ~6 pi ring at 455 nm moves green's best focus to psi ~ +10, blue stays at 0."""
     psis = torch.arange(-4.0, 14.5, 1.0)
     peaks = _peaks(phase_psf_stack(psis, mask="ring6pi", size=21, dtype=torch.float64))
     best = psis[peaks.argmax(dim=0)]
@@ -131,7 +131,7 @@ def test_ring6pi_shifts_green_focus_not_blue():
 
 
 def test_default_sweep_colour_order(default_stack):
-    """Like seed 000's measured stack: sharpest colour runs blue -> green -> red, last instant widest."""
+    """Like a measured phase-coded stack: sharpest colour runs blue -> green -> red, last instant widest."""
     peaks = _peaks(default_stack)
     sharpest = peaks.argmax(dim=1).tolist()                 # 0 = R, 1 = G, 2 = B
     assert sharpest[0] == 2 and sharpest[-1] == 0

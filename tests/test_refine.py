@@ -2,7 +2,7 @@
 
 import torch
 
-from blurtools.infer.refine import blend_classical, blend_video, blur_evidence, classical_share, correction_db
+from blurtools.infer.refine import blend_classical, blend_video, blur_evidence, correction_db
 from blurtools.ops.filters import gaussian_blur
 from blurtools.ops.warp import shift
 
@@ -13,21 +13,31 @@ def _texture(seed=0, size=96):
     return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-def test_share_ramps_from_weight_to_zero_as_the_network_changes_less():
-    assert classical_share(20.0) == 0.7
-    assert classical_share(36.0) == 0.7
-    assert abs(classical_share(38.0) - 0.35) < 1e-9
-    assert classical_share(40.0) == 0.0
-    assert classical_share(55.0) == 0.0
-    assert classical_share(39.0, ramp_db=0) == 0.7
+def test_evidence_ramps_from_one_to_zero_as_the_network_changes_less():
+    assert blur_evidence(20.0) == 1.0
+    assert blur_evidence(36.0) == 1.0
+    assert abs(blur_evidence(38.0) - 0.5) < 1e-9
+    assert blur_evidence(40.0) == 0.0
+    assert blur_evidence(55.0) == 0.0
+    assert blur_evidence(39.0, ramp_db=0) == 1.0
 
 
-def test_sharp_input_keeps_the_network_result():
+def test_sharp_input_comes_back_unchanged():
     x = _texture()
     net = x + 0.001 * torch.randn_like(x)          # the network barely changed it: > 40 dB
     assert float(correction_db(net, x)[0]) > 40
-    out, infos = blend_classical(x, net.clone(), torch.rand_like(x))
-    assert torch.equal(out, net) and infos[0].share == 0.0
+    out, infos = blend_classical(x, net.clone(), x.clone())   # and deconvolution found nothing either
+    assert torch.equal(out, x) and infos[0].share == 0.0 and infos[0].evidence == 0.0
+
+
+def test_the_network_change_counts_as_much_as_the_evidence_of_blur():
+    x = _texture()
+    net = x + 0.0126 * torch.randn_like(x)         # 38 dB: half-way down the network's ramp
+    change = float(correction_db(net, x)[0])
+    out, infos = blend_classical(x, net.clone(), lambda: x.clone(), weight=0.0)
+    e = infos[0].evidence
+    assert 0 < e < 1 and abs(e - blur_evidence(change)) < 1e-9
+    assert torch.allclose(out, x + e * (net - x), atol=1e-6)
 
 
 def test_classical_result_is_registered_onto_the_network_result_before_blending():
@@ -109,3 +119,18 @@ def test_deconvolution_evidence_overrules_a_network_that_saw_no_blur():
     assert infos[0].evidence == 1.0 and infos[0].share == 0.7 and infos[0].sparsity_gain > 1.3
     inner = (..., slice(16, -16), slice(16, -16))
     assert float(((out - sharp)[inner] ** 2).mean()) < 0.2 * float(((net - sharp)[inner] ** 2).mean())
+
+
+def test_classical_halos_and_new_clipping_do_not_pass_the_blend():
+    sharp = torch.full((1, 3, 64, 96), 0.25)
+    sharp[..., 48:] = 0.65
+    blurry = gaussian_blur(sharp, 2.0)
+    net = gaussian_blur(sharp, 1.0)                  # a partial deblur: evidence of blur
+    classical = sharp.clone()
+    classical[..., 44:48] = 0.0                       # ringing to black before the edge
+    classical[..., 48:52] = 1.0                       # and to white after it
+    classical[0, 0, :, 60] = 0.9                      # a red fringe
+    out, infos = blend_classical(blurry, net.clone(), classical)
+    assert infos[0].share > 0.3
+    assert out.min() >= 0.25 - 0.02 - 1e-5 and out.max() <= 0.65 + 0.02 + 1e-5
+    assert not ((out * 255).round() <= 0).any() and not ((out * 255).round() >= 255).any()

@@ -1,4 +1,4 @@
-"""Joint augmentation of a blurry input and its sharp target frames (seed 000's recipe).
+"""Joint augmentation of a blurry input and its sharp target frames.
 
 Geometric transforms (random crop, horizontal/vertical flips, 90-degree rotations) are applied
 identically to the input and to every target frame, so pixel (y, x) of the blurry image still corresponds

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from blurtools.errors import BlurtoolsError, UsageError
+from blurtools.io.images import read_image, write_image
 from blurtools.ops.blind_kernel import (METHODS, check_blurry_batch, estimate_kernel, estimate_linear,  # noqa: F401
                                         linear_motion_kernel)
 from blurtools.ops.crf import from_linear, to_linear
@@ -195,11 +196,9 @@ def kernel_from_image(image: torch.Tensor, name: str = "kernel") -> torch.Tensor
 
 def read_kernel(path) -> torch.Tensor:
     """Read a kernel image (gray PNG; colour is averaged) as an (kh, kw) kernel summing to 1."""
-    from blurtools.io.images import read_image
     return kernel_from_image(read_image(path, keep_gray=True), name=str(path))
 
 
 def write_kernel(path, kernel: torch.Tensor, bits: int = 16) -> None:
     """Write a kernel as a gray PNG, largest tap = white (atomic; 16-bit by default for precision)."""
-    from blurtools.io.images import write_image
     write_image(path, kernel_to_image(kernel.detach().cpu()), bits=bits)

@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -30,11 +30,14 @@ import torch
 from blurtools.errors import UsageError
 from blurtools.infer.inputs import expand_inputs, read_ahead, read_input
 from blurtools.infer.jobs import Outcome, pending_jobs, record_failure
+from blurtools.infer.loading import Predictor
 from blurtools.infer.outputs import encode_png, provenance_text, write_output_image
 from blurtools.infer.predict import InferOptions, deblur_with_evidence, is_oom, run_predictor
-from blurtools.infer.loading import Predictor
+from blurtools.infer.refine import blend_video
 from blurtools.io.atomic import atomic_write_bytes
-from blurtools.io.images import IMAGE_EXTENSIONS
+from blurtools.io.contact_sheet import contact_sheet, thumbnail
+from blurtools.io.images import IMAGE_EXTENSIONS, tensor_to_array
+from blurtools.io.video import write_gif, write_mp4, write_webp
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +131,15 @@ def plan_extract(inputs: Sequence["str | Path"], output: Path, fmt: Optional[str
 
 def extract_video(predictor: Predictor, image: torch.Tensor, opts: Optional[ExtractOptions] = None,
                   out_dtype: torch.dtype = torch.uint8,
-                  on_window: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
+                  on_window: Optional[Callable[[int, int], None]] = None,
+                  record: Optional[Dict[str, Any]] = None) -> torch.Tensor:
     """The frames hidden in one blurry image (C, H, W) in [0, 1] (gray is taken as RGB).
 
     Returns (N, 3, H, W) on the CPU: uint8 by default (a 7-frame 24-megapixel video in 0.5 GB), or float
-    in [0, 1] with ``out_dtype=torch.float32`` (16-bit frames).
+    in [0, 1] with ``out_dtype=torch.float32`` (16-bit frames). With the shipped weights and the default
+    refinement the frames are the default deblur moved along the estimated blur path
+    (:mod:`blurtools.infer.motion_video`); ``record``, when given, receives what that did (``motion``,
+    ``refine``).
 
     Example::
 
@@ -146,12 +153,17 @@ def extract_video(predictor: Predictor, image: torch.Tensor, opts: Optional[Extr
     if opts.frames is not None and opts.frames < 1:
         raise UsageError(f"--frames {opts.frames}: must be >= 1")
     x = image.expand(3, -1, -1)[None]
+    if predictor.refine is not None and predictor.provenance.get("refine", {}).get("method") == "motion":
+        from blurtools.infer.motion_video import motion_video
+
+        out, info, refined = motion_video(predictor.refine, x.float(), opts, opts.frames or predictor.frames or 7)
+        if record is not None:
+            record.update(motion=asdict(info), refine=refined)
+        return (out * 255).round_().to(torch.uint8) if out_dtype == torch.uint8 else out.to(out_dtype)
     out = run_predictor(predictor, x, opts, frames=opts.frames, out_dtype=out_dtype, on_window=on_window)[0]
     if out_dtype != torch.uint8:
         out.clamp_(0, 1)
     if predictor.refine is not None:
-        from blurtools.infer.refine import blend_video
-
         sharp, evidence, _ = deblur_with_evidence(predictor.refine, x, opts)
         blend_video(out, sharp, evidence[0])
     return out
@@ -176,8 +188,6 @@ def write_video(path: Path, frames: torch.Tensor, fmt: str, fps: float, loop: Op
     ``loop``: how many times the animation plays (0 = forever; None = forever for GIF/WebP, once for MP4;
     an MP4 has no loop flag, so its frames are written ``loop`` times over).
     """
-    from blurtools.io.video import write_gif, write_mp4, write_webp
-
     arrays = _rgb8(frames)
     if fmt == "gif":
         write_gif(path, arrays, fps=fps, loop=0 if loop is None else loop, comment=comment)
@@ -206,8 +216,6 @@ def write_frame_folder(path: Path, frames: torch.Tensor, bits: int, text: Dict[s
             if frame.dtype == torch.uint8:
                 array = np.ascontiguousarray(frame.permute(1, 2, 0).numpy())
             else:
-                from blurtools.io.images import tensor_to_array
-
                 array = tensor_to_array(frame, bits)
             (tmp / f"{i:04d}.png").write_bytes(encode_png(array, text))
         if path.exists():
@@ -236,8 +244,6 @@ def extract_files(predictor: Predictor, jobs: Sequence[VideoJob], opts: ExtractO
     failure stops the run (outputs written before stay, each complete). ``on_window(done, total)`` reports
     the windows of each image.
     """
-    from blurtools.io.contact_sheet import thumbnail
-
     outcome, thumbs = Outcome(), []
     todo = pending_jobs(jobs, opts.skip_existing, outcome, on_done)
     for job, result, error in read_ahead(todo, read_input):
@@ -246,16 +252,18 @@ def extract_files(predictor: Predictor, jobs: Sequence[VideoJob], opts: ExtractO
                 raise error
             image, bits = result
             as_float = job.fmt == "png" and bits == 16
+            made: Dict[str, Any] = {}
             frames = extract_video(predictor, image, opts, out_dtype=torch.float32 if as_float else torch.uint8,
-                                   on_window=on_window)
-            rec = {**record, "source": str(job.src), "frames": int(frames.shape[0])}
+                                   on_window=on_window, record=made)
+            rec = {**record, "source": str(job.src), "frames": int(frames.shape[0]), **made}
             if job.fmt == "png":
                 write_frame_folder(job.dst, frames, bits, provenance_text("extract-video", rec))
             else:
                 comment = json.dumps({"tool": "blurtools extract-video", **rec}, sort_keys=True, default=str)
                 write_video(job.dst, sequence_for_output(frames, opts.boomerang), job.fmt, opts.fps, opts.loop, comment)
             outcome.items.append({"input": str(job.src), "output": str(job.dst), "format": job.fmt,
-                                  "frames": int(frames.shape[0]), "width": image.shape[-1], "height": image.shape[-2]})
+                                  "frames": int(frames.shape[0]), "width": image.shape[-1], "height": image.shape[-2],
+                                  **made})
             if opts.sheet_height > 0:
                 h = opts.sheet_height
                 thumbs.append((job.src.name, thumbnail(image.expand(3, -1, -1), h), [thumbnail(f, h) for f in frames]))
@@ -271,8 +279,6 @@ def extract_files(predictor: Predictor, jobs: Sequence[VideoJob], opts: ExtractO
 def write_sheet(path: Path, thumbs: Sequence[Tuple[str, np.ndarray, List[np.ndarray]]], record: Dict[str, Any],
                 columns: int = 8) -> None:
     """Compose and write the contact sheet (PNG with provenance; other image formats via imageio)."""
-    from blurtools.io.contact_sheet import contact_sheet
-
     sheet = contact_sheet([(b, f) for _, b, f in thumbs], columns=columns,
                           titles=[n for n, _, _ in thumbs] if len(thumbs) > 1 else None)
     if path.suffix.lower() == ".png":

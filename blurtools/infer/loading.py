@@ -29,7 +29,12 @@ import torch.nn.functional as F
 
 from blurtools import models
 from blurtools.errors import BlurtoolsError, UsageError
+from blurtools.infer.classical import DECONVS, METHODS, classical_deblur, classical_video, estimate_kernel
+from blurtools.infer.frame_multiply import multiply_frames
 from blurtools.io.digest import file_sha256
+from blurtools.models.files import read_weights_file
+from blurtools.models.jin2018_release import load_cascade, release_part
+from blurtools.ops.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +139,6 @@ class Predictor:
         def fn(x: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode(), self._autocast():
                 if self.kind == "video" and want != self.frames:
-                    from blurtools.infer.frame_multiply import multiply_frames
-
                     y = multiply_frames(model, x, want)
                 else:
                     y = model(x)
@@ -145,8 +148,6 @@ class Predictor:
 
     def _prepare_classical(self, images: torch.Tensor, frames: Optional[int]
                            ) -> Tuple[Callable[[torch.Tensor], torch.Tensor], int]:
-        from blurtools.infer.classical import classical_deblur, classical_video, estimate_kernel
-
         opts = dict(self.classical)
         user_kernel = opts.pop("kernel", None)
         method, max_size = opts.pop("method", "linear"), opts.pop("max_size", 63)
@@ -194,9 +195,6 @@ def _load_weights(kind: str, paths: List[Path], device: torch.device, arch: Opti
                   ) -> Tuple[torch.nn.Module, Dict[str, Any]]:
     """The network of ``--weights``: one checkpoint file (of architecture ``arch`` when given), or (video)
     Jin et al.'s released cascade, given as the folder holding its four files or the four files themselves."""
-    from blurtools.models.files import read_weights_file
-    from blurtools.models.jin2018_release import load_cascade, release_part
-
     single = paths[0] if len(paths) == 1 and not paths[0].is_dir() else None
     if kind == "image" and single is None:
         raise UsageError(f"{paths[0] if len(paths) == 1 else ' '.join(map(str, paths))}: deblur takes one "
@@ -252,8 +250,6 @@ def _classical_predictor(kind: str, device: torch.device, kernel: Optional[torch
                          method: str, max_size: int, deconv: str, strength: Optional[float], crf: Optional[str],
                          amp: bool) -> Predictor:
     """The classical method (no weights): blind or known-kernel deconvolution with these options."""
-    from blurtools.infer.classical import DECONVS, METHODS
-
     if method not in METHODS:
         raise UsageError(f"--kernel-method {method}: choose one of {', '.join(METHODS)}")
     if deconv not in DECONVS:
@@ -268,6 +264,43 @@ def _classical_predictor(kind: str, device: torch.device, kernel: Optional[torch
         log.warning("--amp has no effect on the classical method")
     return Predictor(kind, "classical", device, None, CLASSICAL_FRAMES if kind == "video" else None,
                      multiple=8, classical=opts, provenance=prov)
+
+
+def _refiner(kind: str, refine: str, device: torch.device, amp: bool, prov: Dict[str, Any],
+             shipped: bool) -> Optional[Predictor]:
+    """The predictor a network's result is refined with (recorded in ``prov["refine"]``), or None.
+
+    ``shipped``: the network is the shipped default. Its own video frames add nothing the deblur along the
+    blur path lacks (MODEL_CARD.md), so its video is made from the deblur alone
+    (:mod:`blurtools.infer.motion_video`); a user's network is kept and sharpened.
+    """
+    if refine != "classical":
+        return None
+    if kind == "image":
+        refiner = load_predictor("image", model="classical", device=device, **REFINE_CLASSICAL)
+        prov["refine"] = {"method": "classical", **refiner.provenance}
+        return refiner
+    if not default_weights_path("image").is_file():
+        log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
+        return None
+    refiner = load_predictor("image", model="default", device=device, amp=amp, refine="classical")
+    prov["refine"] = {"method": "motion" if shipped else "default deblur", **refiner.provenance}
+    return refiner
+
+
+def _window_multiple(net: torch.nn.Module, published: bool) -> int:
+    """Window sides handed to ``net`` are multiples of this.
+
+    An authors' network sees windows as they are and pads them itself the way its authors do (NAFNet with
+    zeros), with windows overlapping by its receptive field; another network that sees the whole image
+    (receptive_field None) gets windows padded only to its own multiple: any more padding would change the
+    statistics it computes over the image.
+    """
+    if published:
+        return 1
+    if net.receptive_field is None:
+        return int(net.pad_multiple)
+    return _DEFAULT_MULTIPLE
 
 
 def load_predictor(kind: str, model: str = "default",
@@ -293,9 +326,11 @@ def load_predictor(kind: str, model: str = "default",
         refine: networks only; ``"classical"`` or ``"none"`` (the network's result as it is); None: classical
             for blurtools' own weights, none for an authors' published checkpoint (its network alone).
             Image: blend the classical deconvolution (``REFINE_CLASSICAL``'s options) into the network's
-            result where the network or the deconvolution finds evidence of blur. Video: sharpen every frame
-            with the default deblur's result (network and classical), and hold the video still where that
-            deblur finds no evidence of blur (:mod:`blurtools.infer.refine`).
+            result where the network or the deconvolution finds evidence of blur. Video, shipped weights:
+            the frames are the default deblur's result moved along the estimated blur path
+            (:mod:`blurtools.infer.motion_video`; the network's frames are not computed); other
+            checkpoints: sharpen every frame with the default deblur's result (network and classical).
+            Either holds the video still where that deblur finds no evidence of blur.
 
     Raises:
         UsageError: contradictory choices. BlurtoolsError: missing default weights, unreadable or
@@ -307,8 +342,6 @@ def load_predictor(kind: str, model: str = "default",
         raise UsageError(f"--refine {refine}: choose one of {', '.join(REFINES)}")
     model, arch = _split_model(model, weights)
     if isinstance(device, str):
-        from blurtools.ops.device import resolve_device
-
         device = resolve_device(device)
     if kernel is not None:
         if weights is not None:
@@ -328,27 +361,9 @@ def load_predictor(kind: str, model: str = "default",
         # every window has the same size, so cuDNN's autotuning pays off after the first one
         torch.backends.cudnn.benchmark = True
     prov["amp"] = bool(amp and device.type == "cuda")
-    refiner = None
-    if kind == "image" and refine == "classical":
-        refiner = load_predictor("image", model="classical", device=device, **REFINE_CLASSICAL)
-        prov["refine"] = {"method": "classical", **refiner.provenance}
-    elif kind == "video" and refine == "classical":
-        if default_weights_path("image").is_file():
-            refiner = load_predictor("image", model="default", device=device, amp=amp, refine="classical")
-            prov["refine"] = {"method": "default deblur", **refiner.provenance}
-        else:
-            log.warning("%s: the default deblur weights are missing; frames are not refined", default_weights_path("image"))
-    # an authors' network sees windows as they are and pads them itself the way its authors do (NAFNet
-    # with zeros), with windows overlapping by its receptive field; another network that sees the whole
-    # image (receptive_field None) gets windows padded only to its own multiple: any more padding would
-    # change the statistics it computes over the image
+    refiner = _refiner(kind, refine, device, amp, prov, shipped=weights is None)
     published = "layout" in prov
-    if published:
-        multiple = 1
-    elif net.receptive_field is None:
-        multiple = int(net.pad_multiple)
-    else:
-        multiple = _DEFAULT_MULTIPLE
+    multiple = _window_multiple(net, published)
     return Predictor(kind, prov["arch"] or "model", device, net, net.frames if kind == "video" else None,
                      multiple=multiple, amp=bool(amp), refine=refiner, provenance=prov,
                      context=int(net.receptive_field) if published and net.receptive_field is not None else 0)

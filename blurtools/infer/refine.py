@@ -8,26 +8,26 @@ on uniform blur but rings where its kernel is wrong, and on nearly sharp or loca
 
 :func:`blend_classical` per image:
 
-1. **Is there blur to remove?** The network's own correction tells: ``change_db`` is the PSNR between its
-   output and the input. The network was trained on blurred/sharp pairs including nearly static clip
-   windows and changes little where it sees no blur (held-out carphone clip: 43-46 dB; camera-shake
-   photos of a cat and a coffee cup: 28-34 dB). It also misses some blur (the rocket photo's shakes:
-   48-52 dB; a real 35 px blur, scikit-image's ``clock``: 41.9 dB). The classical result tells as well:
-   a blind deconvolution that finds a real kernel turns the image's gradients much sparser, one that
-   finds none leaves them as they were. :func:`sparsity_gain` is the ratio of the normalised sparsity
-   ``||grad||_1 / ||grad||_2`` (Krishnan et al. 2011) of the input to that of the classical result:
-   0.86-1.12 on 17 of the 18 sharp scikit-image photos (the star field ``hubble_deep_field``: 1.55) and
-   0.90-1.08 on the nearly static carphone windows; 1.06-1.55 on those photos' camera shakes, 2.0 on
-   ``clock``. The evidence of blur is the
-   larger of the two: the network's, falling linearly from 1 at ``sharp_db - ramp_db`` to 0 at
-   ``sharp_db``, and the deconvolution's, rising linearly from 0 at a gain of ``GAIN_LOW`` to 1 at
-   ``GAIN_HIGH``. The classical share is ``weight`` times that evidence.
+1. **Is there blur to remove?** Two kinds of evidence, and the larger counts. The network's own
+   correction: ``change_db``, the PSNR between its output and its input, is high where it sees no blur;
+   its evidence falls linearly from 1 at ``sharp_db - ramp_db`` to 0 at ``sharp_db``. The classical
+   result's: a blind deconvolution that finds a real kernel turns the image's gradients much sparser, one
+   that finds none leaves them as they were; :func:`sparsity_gain` is the ratio of the normalised sparsity
+   ``||grad||_1 / ||grad||_2`` (Krishnan et al. 2011) of the input to that of the classical result, and its
+   evidence rises linearly from 0 at ``GAIN_LOW`` to 1 at ``GAIN_HIGH``. The classical share is ``weight``
+   times the evidence. (The measurements behind the thresholds are in the model card.)
 2. **Register.** The classical result sits where its kernel's centroid puts it, the network's where the
    network put it (a blurry image does not say where inside the blur the mid-exposure lies). The classical
    result is moved onto the network's by the translation :func:`blurtools.ops.registration.align` finds
    (on a central crop of at most 512 px, luma), so the blend does not double edges.
 3. **Blend** ``(1 - w) * learned + w * classical``; pixels the moved classical image does not cover keep
-   the network's values.
+   the network's values. Before that, the network's own change is scaled by the evidence of blur
+   (``learned = blurry + evidence * (learned - blurry)``), so an image with no evidence of blur (a sharp
+   photo, a nearly static scene) comes back unchanged.
+4. **Guard** against ringing: where the classical result was blended in, every pixel is kept within the
+   blurry input's range over a 15 px window, widened to hold the network's own value and by 0.02
+   (:mod:`blurtools.ops.range_guard`): the halos, colour fringes and new clipping the classical half makes
+   at strong or saturated edges lie outside it; detail the network also restores stays.
 """
 
 from __future__ import annotations
@@ -41,12 +41,13 @@ import torch
 from blurtools.errors import UsageError
 from blurtools.ops.color import to_gray
 from blurtools.ops.geometry import centre_crop
+from blurtools.ops.range_guard import allowed_range
 from blurtools.ops.registration import align
 from blurtools.ops.warp import shift
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RefineInfo", "blend_classical", "blend_video", "correction_db", "blur_evidence", "classical_share",
+__all__ = ["RefineInfo", "blend_classical", "blend_video", "correction_db", "blur_evidence",
            "sparsity_gain", "deconvolution_evidence"]
 
 # both weights were picked on the held-out <= 20 px photos (MODEL_CARD.md says what a validation set preferred)
@@ -58,6 +59,10 @@ RAMP_DB = 4.0       # the share falls to 0 over this many dB below SHARP_DB
 # and on 20/40 px shakes (1.06-1.55, median 1.16); the held-out sets were not looked at for these two
 GAIN_LOW = 1.15     # a sparsity gain at or below this is no evidence of blur
 GAIN_HIGH = 1.30    # at or above this, full evidence
+# the range guard (ops/range_guard.py) after the classical blend: +0.17 / +0.03 dB plain on held-out / validation
+# <= 20 px shakes, and the same with windows of 9-25 px or the estimated kernel's size
+GUARD_WINDOW = 15
+GUARD_MARGIN = 0.02
 _ALIGN_SIDE = 512   # the registration looks at a central crop at most this big (a 1024 crop took 4x the time)
 _SPARSITY_SIDE = 512  # the sparsity gain reads the gradients of a central crop at most this big
 
@@ -98,12 +103,6 @@ def blur_evidence(change_db: float, sharp_db: float = SHARP_DB, ramp_db: float =
     if ramp_db <= 0:
         return 1.0 if change_db < sharp_db else 0.0
     return _ramp(change_db, sharp_db, sharp_db - ramp_db)
-
-
-def classical_share(change_db: float, weight: float = WEIGHT, sharp_db: float = SHARP_DB,
-                    ramp_db: float = RAMP_DB) -> float:
-    """The classical share for a network correction of ``change_db``: ``weight`` below the ramp, 0 above."""
-    return float(weight * blur_evidence(change_db, sharp_db, ramp_db))
 
 
 def sparsity_gain(blurry: torch.Tensor, deblurred: torch.Tensor) -> float:
@@ -192,13 +191,22 @@ def blend_classical(blurry: torch.Tensor, learned: torch.Tensor,
             gain = sparsity_gain(blurry[i:i + 1], classical[i:i + 1])
             evidence = max(evidence, deconvolution_evidence(gain))
         share = weight * evidence
+        if evidence < 1:
+            # the network's change counts as much as the evidence that there was blur to remove: an image
+            # with none comes back as it went in (on the nearly static carphone windows the network's own
+            # 43-46 dB change scored 0.02 dB below the input; on sharp photos it adds halos)
+            out[i:i + 1].lerp_(blurry[i:i + 1].to(out.dtype), 1 - evidence)
         info = RefineInfo(change, 0.0, 0.0, 0.0, True, gain, evidence)
         if share > 0:
             moved, covered, dx, dy, reason = _register(classical[i:i + 1].float(), learned[i:i + 1].float())
             if not reason:
                 # out += share * covered * (moved - out), in place
-                out[i:i + 1].lerp_(moved.to(out.dtype), (covered * share).to(out.dtype)).clamp_(0, 1)
+                # the classical half may not push beyond what the input shows nearby or the network stands by
+                lo, hi = allowed_range(blurry[i:i + 1].to(out.dtype), GUARD_WINDOW, GUARD_MARGIN, keep=out[i:i + 1])
+                out[i:i + 1].lerp_(moved.to(out.dtype), (covered * share).to(out.dtype))
                 del moved
+                torch.maximum(torch.minimum(out[i:i + 1], hi, out=out[i:i + 1]), lo, out=out[i:i + 1]).clamp_(0, 1)
+                del lo, hi
                 info = RefineInfo(change, share, dx, dy, True, gain, evidence)
             else:
                 info = RefineInfo(change, 0.0, 0.0, 0.0, False, gain, evidence)
@@ -216,8 +224,7 @@ def blend_video(frames: torch.Tensor, sharp: torch.Tensor, evidence: float, weig
     Every frame becomes ``evidence * ((1 - weight) * frame + weight * moved) + (1 - evidence) * sharp``, where
     ``moved`` is ``sharp`` registered onto that frame (:func:`_register`): the frames keep the network's
     motion and gain the deblur's detail; an image with no evidence of blur (``evidence`` 0) has no
-    motion to show, so every frame is the deblurred image (on the held-out carphone clip, 30.00 dB
-    order-invariant against 28.65 for the video network alone).
+    motion to show, so every frame is the deblurred image (measured in the model card).
 
     Args:
         frames: (N, 3, H, W) uint8, or float in [0, 1]; changed in place and returned.

@@ -173,9 +173,11 @@ class ExtractRequest(InferRequest):
                                            "published checkpoint (detected from its contents); Jin et al.'s released "
                                            "cascade as the folder holding its four files, or the four files (--weights A "
                                            "--weights B ...).")
-    refine: Optional[str] = option(None, help="Networks: classical (sharpen every frame with the default deblur, network "
-                                   "and classical; a still video where that deblur finds no evidence of blur) or none (the "
-                                   "video network alone). " + _REFINE_DEFAULT)
+    refine: Optional[str] = option(None, help="Networks: classical (with the shipped weights: the default deblur, network "
+                                   "and classical, moved along the estimated blur path, each frame as sharp as deblur's "
+                                   "output; with a checkpoint of yours: its frames sharpened by that deblur; a still video "
+                                   "where the deblur finds no evidence of blur) or none (the video network alone). "
+                                   + _REFINE_DEFAULT)
 
 
 @dataclass

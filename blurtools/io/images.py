@@ -8,7 +8,6 @@ Alpha is dropped (blur physics concerns the colour channels); gray becomes RGB u
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
 
 import numpy as np
 import torch
@@ -123,11 +122,6 @@ def read_image_bits(path: "str | Path") -> int:
     """Bit depth of the stored samples: 16 for 16-bit files, 8 otherwise."""
     array = read_array(path)
     return 16 if array.dtype == np.uint16 else 8
-
-
-def image_size(path: "str | Path") -> Tuple[int, int]:
-    """(H, W) of an image file."""
-    return tuple(read_array(path).shape[:2])  # type: ignore[return-value]
 
 
 def tensor_to_array(image: torch.Tensor, bits: int = 8) -> np.ndarray:

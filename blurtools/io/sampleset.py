@@ -1,4 +1,4 @@
-"""The sample-set format (DESIGN.md) that blur-synth and phase-code write and pack-h5, train, score read.
+"""The sample-set format that blur-synth and phase-code write and pack-h5, train, score read.
 
 ```
 SET/

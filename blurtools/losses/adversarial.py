@@ -11,7 +11,7 @@ sigmoid). Critic-side losses detach ``fake`` themselves, so callers can pass the
 
 Label noise (``label_noise=p``): for a random fraction p of the samples of a critic batch, the roles of
 real and fake are swapped, i.e. that sample's real image is scored as fake and its fake one as real.
-It keeps the critic from becoming over-confident early (seed 001 uses p = 0.1). Randomness comes from
+It keeps the critic from becoming over-confident early (p = 0.1 is the usual choice). Randomness comes from
 the optional ``torch.Generator`` so a seeded run repeats.
 
 Example::

@@ -1,7 +1,7 @@
 """Camera response functions: display (sRGB-encoded) values <-> linear light.
 
 A blurry photograph integrates *light*, so frames are averaged after ``to_linear`` and mapped back with
-``from_linear`` (REFERENCE.md: B = g((1/N) sum g^-1(S_i))). Values are floats in [0, 1], any shape.
+``from_linear`` (the blur model B = g((1/N) sum g^-1(S_i)), g the camera response). Values are floats in [0, 1], any shape.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """Real 2-D FFTs at the speed the device offers: pocketfft threads on the CPU, cuFFT on CUDA.
 
-torch's CPU FFT goes through MKL, which on the AMD processors of this project's machines runs a batched
-720p-sized ``rfft2`` (21 planes of 750x1350 float32, 2 cores) in about 48 ms; pocketfft (the FFT inside
-scipy.fft) with one thread per torch thread takes about 33 ms when it writes into a buffer that is
-reused. Without that buffer a fresh 85 MB result is page-faulted on every call, which in a virtual
-machine costs more than the transform itself: callers that transform many same-sized stacks (phase-code's
-CodedExposure) pass ``out``. One-off transforms of changing sizes (fft_conv2d, deconvolution) stay on
-torch.fft, which measured steadier there.
+On the CPU, pocketfft (the FFT inside scipy.fft) with one thread per torch thread, writing into a buffer
+that is reused, is faster than torch's MKL path for the large batched transforms of phase-code (timings in
+``blurtools/weights/MODEL_CARD.md``, Speed). Callers that transform many same-sized stacks (phase-code's
+CodedExposure) pass ``out``; one-off transforms of changing sizes (fft_conv2d, deconvolution) stay on
+torch.fft.
 
 The functions take and return torch tensors with ``torch.fft.rfft2`` / ``irfft2`` semantics (last two
 axes; ``s`` zero-pads or crops the input; "backward" normalisation; float32 <-> complex64, float64 <->

@@ -4,7 +4,7 @@ After Haim, Elmalem, Giryes, Bronstein, Marom, "Depth estimation from a single i
 phase coded mask", IEEE TCI 2018, and Elmalem, Giryes, Marom, "Motion deblurring using spatiotemporal
 phase aperture coding", Optica 2020.
 
-Model (REFERENCE.md, "Phase-coded aperture")::
+Model (Fourier optics of a pupil with a ring phase mask and defocus psi)::
 
     P(rho) = circ(rho) * exp(i [phi_mask(rho) + psi * rho^2]),   rho = r / R
     h      = |FFT(P)|^2 / sum,   psi(lambda)     = psi_ref * lambda_ref / lambda
@@ -19,9 +19,10 @@ sampled more coarsely for red than for blue, so every wavelength lands on one pi
 diffraction pattern is wider in pixels than a blue one, as it is on a sensor. The oversampled intensity
 is then integrated over each sensor pixel (``oversample`` x ``oversample`` box) and cropped.
 
-The default mask and sweep are chosen so the sweep shows the colour order of the measured stack of
-seed 000 (first instant blue and tight, then cyan, green, yellow, orange, last instant red and widest);
-the exact ring radii and phases of the 2020 paper are unconfirmed, so they are arguments.
+The default mask and sweep are chosen so the sweep shows the colour order of a measured phase-coded
+PSF stack (first instant blue and tight, then cyan, green, yellow, orange, last instant red and widest);
+the exact ring radii and phases of the 2020 paper are not published in a form we could confirm, so they
+are arguments.
 """
 
 from __future__ import annotations
@@ -103,8 +104,8 @@ class PhaseMask:
 #: "ring" (default): one ring 0.2 <= rho < 0.7 of 10 pi at 455 nm. It is a whole number of waves for blue
 #: (blue focuses as through a clear lens), ~0.4 pi for green and ~1.3 pi for red, so the colours reach
 #: their sharpest at different psi: across the default sweep the sharpest colour runs blue -> cyan ->
-#: green -> yellow -> orange -> red, the order of the measured stack of seed 000.
-#: "ring6pi": one ring 0.55 <= rho < 0.8 of 6 pi at 455 nm, the example of REFERENCE.md: green's best
+#: green -> yellow -> orange -> red, the order a measured phase-coded PSF stack shows.
+#: "ring6pi": one ring 0.55 <= rho < 0.8 of 6 pi at 455 nm, the textbook example of the mechanism: green's best
 #: focus moves to psi ~ +10 while blue stays at 0.
 MASKS: Dict[str, PhaseMask] = {
     "none": PhaseMask((), "none"),

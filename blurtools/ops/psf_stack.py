@@ -1,7 +1,7 @@
 """User-given PSF stacks: loading (.npy, .mat) and resampling in time.
 
 A stack holds one colour PSF per instant of the exposure. On disk it is ``(K, h, w, 3)`` (instants,
-rows, columns, R/G/B), the layout of seed 000's measured stack; in memory it is a ``(K, 3, h, w)``
+rows, columns, R/G/B), the layout measured stacks are published in; in memory it is a ``(K, 3, h, w)``
 tensor, the layout every convolution here takes.
 
 Channel sums are kept as given: a measured stack sums to 0.87-0.97 per channel because the mask loses

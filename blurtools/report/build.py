@@ -37,7 +37,8 @@ def convention(options: Dict[str, Any], lpips: bool) -> str:
     if options.get("video"):
         text += ("; videos scored order-invariantly (forward or reversed, chosen once per sequence by mean PSNR), "
                  "the viewer shows the middle frames")
-    return text + ". Same scorer as blurtools score."
+    return text + ("; identical pairs (PSNR \u221e) are left out of the PSNR mean and median. "
+                   "Same scorer as blurtools score.")
 
 
 def _subtitle(results: Results, options: Dict[str, Any]) -> str:

@@ -65,7 +65,7 @@ def line_chart_svg(series: Sequence[Series], title: str, x_label: str, y_label: 
                    marks: Sequence[Tuple[float, str]] = (), log_y: bool = False,
                    width: int = 560, height: int = 250) -> str:
     """Lines (one colour per series, PALETTE order) on shared axes; ``marks`` are vertical (x, label) lines."""
-    pad_l, pad_r, pad_t, pad_b = 52, 12, 22, 30
+    pad_l, pad_r, pad_t, pad_b = 60, 12, 22, 30
     pw, ph = width - pad_l - pad_r, height - pad_t - pad_b
     ys_all = [y for _, _, ys in series for y in ys if math.isfinite(y) and (y > 0 or not log_y)]
     xs_all = [x for _, xs, _ in series for x in xs]
@@ -93,13 +93,17 @@ def line_chart_svg(series: Sequence[Series], title: str, x_label: str, y_label: 
     parts.append(f'<line class="axis" x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + ph}"/>')
     for t in nice_ticks(x_lo, x_hi, 6):
         parts.append(f'<text x="{px(t):.1f}" y="{pad_t + ph + 14}" text-anchor="middle">{_label(t)}</text>')
-    for t in nice_ticks(y_lo, y_hi, 5):
+    y_ticks = nice_ticks(y_lo, y_hi, 5)
+    if log_y:  # whole powers of ten when the range holds two, else round values of the range
+        powers = [float(k) for k in range(math.ceil(y_lo), math.floor(y_hi) + 1)]
+        y_ticks = powers if len(powers) >= 2 else [math.log10(v) for v in nice_ticks(10 ** y_lo, 10 ** y_hi, 4) if v > 0]
+    for t in y_ticks:
         y = pad_t + ph * (1 - (t - y_lo) / (y_hi - y_lo))
         shown = 10 ** t if log_y else t
         parts.append(f'<line class="axis" x1="{pad_l}" y1="{y:.1f}" x2="{pad_l + pw}" y2="{y:.1f}" opacity=".35"/>'
                      f'<text x="{pad_l - 5}" y="{y + 3:.1f}" text-anchor="end">{_label(shown)}</text>')
     parts.append(f'<text x="{pad_l + pw / 2}" y="{height - 3}" text-anchor="middle">{escape(x_label)}</text>')
-    parts.append(f'<text x="12" y="{pad_t + ph / 2}" text-anchor="middle" transform="rotate(-90 12 {pad_t + ph / 2})">'
+    parts.append(f'<text x="10" y="{pad_t + ph / 2}" text-anchor="middle" transform="rotate(-90 10 {pad_t + ph / 2})">'
                  f'{escape(y_label)}</text>')
     for x, label in marks:
         parts.append(f'<line x1="{px(x):.1f}" y1="{pad_t}" x2="{px(x):.1f}" y2="{pad_t + ph}" stroke="#9aa1ad" '

@@ -9,6 +9,7 @@ footer.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -40,9 +41,20 @@ def made_record(options: Dict[str, Any], argv: Any = None) -> Dict[str, Any]:
     return record
 
 
+def _finite(value: Any) -> Any:
+    """JSON has no inf or NaN: inf (identical images' PSNR) becomes the string "inf", NaN None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _json_for_script(data: Dict[str, Any]) -> str:
-    """JSON safe inside <script>: no '</' sequence can close the element early."""
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False, default=str)
+    """JSON safe inside <script>: no '</' sequence can close the element early; inf spelled "inf"."""
+    text = json.dumps(_finite(data), separators=(",", ":"), allow_nan=False, default=str)
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 

@@ -115,7 +115,7 @@ def _header(results: Results, gaps: List[Tuple[Method, Method]]) -> str:
 
 def _row(results: Results, i: int, sample: Dict[str, Any], gaps: List[Tuple[Method, Method]]) -> str:
     name = sample["name"]
-    shown = sample["panels"][0]["thumb"] if sample["panels"] else ""
+    shown = sample.get("mini") or (sample["panels"][0]["thumb"] if sample["panels"] else "")
     cells = [f'<td class="name" data-v="{i}">{i + 1}</td>', f'<td><img src="{shown}" alt="" loading="lazy"></td>',
              f'<td class="name" data-v="{escape(name)}">{escape(name)}</td>']
     for m in ([results.inputs] if results.inputs else []) + results.methods:

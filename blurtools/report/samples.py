@@ -19,6 +19,9 @@ from blurtools.io.images import read_array
 from blurtools.report.assets import AssetFolder, error_map, png_bytes, thumbnail_uri, to_rgb8
 from blurtools.report.collect import Method, Results
 
+#: The table's thumbnail: a separate small one, not the viewer's 320 px one scaled down by the browser.
+MINI_SIDE = 112
+
 
 def safe_name(text: str) -> str:
     """A file-name-safe version of a sample or method name (letters, digits, - _ . kept)."""
@@ -35,7 +38,7 @@ def _panel(label: str, kind: str, rgb: np.ndarray, source: Path, stem: str, asse
             panel["err_thumb"] = thumbnail_uri(err)
         else:
             panel["err"] = assets.write(stem + ".error.png", png_bytes(err))
-            panel["err_thumb"] = thumbnail_uri(err, side=160, quality=70)
+            panel["err_thumb"] = thumbnail_uri(err, side=MINI_SIDE, quality=60)  # shown while the PNG loads
     for key in metrics:
         if row is not None and key in row:
             panel[key] = row[key]
@@ -50,19 +53,23 @@ def sample_panels(results: Results, index: int, assets: AssetFolder) -> Dict[str
     gt_source = Path(owners[0].gt_files[name]) if owners else None
     gt = to_rgb8(read_array(gt_source)) if gt_source is not None else None
     panels: List[Dict[str, Any]] = []
+    first: Optional[np.ndarray] = None  # the first panel's picture, for the table's thumbnail
     sources: List[Method] = ([results.inputs] if results.inputs else []) + list(results.methods)
     for k, method in enumerate(sources):
         if name not in method.rows:
             continue
         kind = "input" if method is results.inputs else "method"
         rgb = to_rgb8(read_array(method.files[name]))
+        first = rgb if first is None else first
         stem = f"{folder}/{k:02d}_{safe_name(method.label)}"
         panels.append(_panel(method.label, kind, rgb, method.files[name], stem, assets, gt, method.rows[name],
                              results.metrics))
     if gt is not None and gt_source is not None:
         panels.append(_panel("ground truth", "gt", gt, gt_source, f"{folder}/gt", assets, None, None, []))
     h, w = (gt.shape[:2] if gt is not None else (0, 0))
-    return {"name": name, "width": int(w), "height": int(h), "panels": panels}
+    first = first if first is not None else gt
+    mini = thumbnail_uri(first, side=MINI_SIDE, quality=70) if first is not None else ""
+    return {"name": name, "width": int(w), "height": int(h), "mini": mini, "panels": panels}
 
 
 def all_sample_panels(results: Results, assets: AssetFolder, workers: int = 2,

@@ -1,4 +1,4 @@
-"""Blur by frame averaging in linear light: B = g( (1/N) sum_i g^-1(S_i) ) (REFERENCE.md, Nah et al.).
+"""Blur by frame averaging in linear light: B = g( (1/N) sum_i g^-1(S_i) ) (Nah et al. 2017, 2019).
 
 Frames arrive as uint8/uint16 arrays (H, W, 3) straight from the decoder. ``g^-1`` of an integer frame is a
 table look-up (256 or 65536 entries), which is exact and much cheaper than a per-pixel ``pow``; the sum is
@@ -50,11 +50,6 @@ def frames_to_tensor(frames: Sequence[np.ndarray], device: "torch.device | str" 
     peak = 255.0 if frames[0].dtype == np.uint8 else 65535.0
     t = torch.from_numpy(np.stack(frames)).to(device)
     return t.permute(0, 3, 1, 2).to(torch.float32).div_(peak)
-
-
-def frames_to_linear(frames: Sequence[np.ndarray], crf: "str | Crf", device: "torch.device | str" = "cpu") -> torch.Tensor:
-    """uint8/uint16 frames (H, W, 3) -> linear light (N, 3, H, W) float32."""
-    return torch.stack([frame_to_linear_hwc(f, crf, device) for f in frames]).permute(0, 3, 1, 2)
 
 
 class LinearAccumulator:

@@ -29,7 +29,8 @@ Spectrum = Tuple[Tuple[float, float], ...]
 
 @dataclass
 class PhaseOptions:
-    """Physical parameters of the coded camera (defaults: REFERENCE.md and blurtools.ops.phase_psf).
+    """Physical parameters of the coded camera (defaults: the camera of Elmalem et al., pupil radius
+    1.14 mm, reference wavelength 455 nm, focus at 0.9 m; see blurtools.ops.phase_psf).
 
     Attributes:
         psi0, psi1: defocus at the first and last instant of the sweep (at the reference wavelength).

@@ -11,7 +11,7 @@ Both act on the blurry image in linear light, before the camera response maps it
   variance as in the usual camera-noise calibration), then clipped to [0, 1]. RSBlur also re-mosaics
   and uses camera colour matrices; this module keeps the noise per RGB channel in linear light.
 
-Presets (b1, b2) from REFERENCE.md: ``realblur`` (8.8915e-5, 2.9430e-5), ``rsblur`` (1e-4, 9.1504e-4).
+Presets (b1, b2) of Rim et al. 2022 (RSBlur): ``realblur`` (8.8915e-5, 2.9430e-5), ``rsblur`` (1e-4, 9.1504e-4).
 Every random draw comes from the ``generator`` passed in, so a sample's noise depends only on its seed.
 """
 

@@ -1,7 +1,6 @@
 """Scene-cut detection with PySceneDetect's ContentDetector score, computed in torch.
 
-A window that contains a cut averages two unrelated shots into a ghost image and must be rejected
-(REFERENCE.md). The content score between consecutive frames is the mean absolute difference of their
+A window that contains a cut averages two unrelated shots into a ghost image and must be rejected. The content score between consecutive frames is the mean absolute difference of their
 H, S and V channels, averaged over the three channels, in OpenCV's 8-bit HSV convention that
 PySceneDetect uses (H in 0..180, S and V in 0..255); a cut is a score above 27 (its default threshold).
 Frames are first subsampled by ``width // 256`` in each direction, like PySceneDetect's automatic
@@ -71,8 +70,3 @@ def content_scores(frames: "torch.Tensor | Sequence[np.ndarray]", downscale: Opt
         return torch.zeros(0)
     hsv = rgb_to_hsv_cv(x)
     return (hsv[1:] - hsv[:-1]).abs().mean(dim=(-2, -1)).mean(dim=-1).cpu()
-
-
-def find_cuts(scores: torch.Tensor, threshold: float = DEFAULT_THRESHOLD) -> list:
-    """Indices i where a cut lies between frame i and frame i + 1 (score above ``threshold``)."""
-    return [int(i) for i in torch.nonzero(scores > threshold).flatten()]

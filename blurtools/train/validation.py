@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Optional
 import torch
 from torch import nn
 
+from blurtools.metrics import compute_image_metrics, score_video
 from blurtools.ops.geometry import centre_crop
 from blurtools.train import distributed as D
 
@@ -32,8 +33,6 @@ def evaluate(model: nn.Module, dataset: Any, info: D.DistInfo, device: torch.dev
     Returns:
         {"psnr", "ssim", "blurry_psnr", "blurry_ssim", "samples"}, or None for an empty set.
     """
-    from blurtools.metrics import compute_image_metrics, score_video
-
     D.sync_buffers(info, model)
     was_training = model.training
     model.eval()

@@ -10,6 +10,7 @@
   function $all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
   function fmt(v, key) {
     if (v === null || v === undefined) { return "\u2013"; }
+    if (typeof v === "string") { return v === "inf" ? "\u221e" : v; }   /* identical images: PSNR inf */
     return key === "psnr" || key.indexOf("psnr") >= 0 ? v.toFixed(2) : v.toFixed(4);
   }
 
@@ -199,7 +200,7 @@
     apply();
   });
   window.addEventListener("mouseup", function () { drag = null; });
-  window.addEventListener("resize", function () { if (viewer.classList.contains("open") && state.fitted) { fit(); } });
+  window.addEventListener("resize", function () { if (viewer && viewer.classList.contains("open") && state.fitted) { fit(); } });
 
   function toggleError() {
     state.error = !state.error;
@@ -243,7 +244,7 @@
       imgs.forEach(function (img, k) { img.src = spec.panels[k].frames[frame]; });
       readouts.forEach(function (el, k) {
         var v = spec.panels[k].frame_psnr;
-        el.textContent = v ? "frame " + (frame + 1) + ": " + (v[frame] === null ? "\u2013" : v[frame].toFixed(2) + " dB") : "frame " + (frame + 1);
+        el.textContent = v ? "frame " + (frame + 1) + ": " + fmt(v[frame], "psnr") + " dB" : "frame " + (frame + 1);
       });
       slider.value = frame;
     }

@@ -3,7 +3,7 @@
 One stage. Before every generator update the critic is updated ``critic_steps`` = 5 times (DeblurGAN's
 default) with the WGAN-GP loss, gradient penalty weight ``gp`` = 10, and label noise: for a fraction
 ``label_noise`` = 0.1 of the samples of each critic batch the real and the restored image swap roles (that
-sample's restored image is scored as real and its sharp image as fake), as seed 001 does.
+sample's restored image is scored as real and its sharp image as fake).
 
 Generator loss = adv * (-mean D(G(blurry))) + perceptual * VGG(G(blurry), sharp) + l1 * L1 + mse * MSE
 (``mse`` 0 here; the DeblurGAN-v2 recipe uses the same objectives with its own weights).

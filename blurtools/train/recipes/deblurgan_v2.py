@@ -15,16 +15,10 @@ not change what the network computes.
 
 from __future__ import annotations
 
-from blurtools.train.recipe import Recipe, Stage
-from blurtools.train.recipes.deblurgan import critic_objective, generator_objective, make_critic
+from dataclasses import replace
 
-RECIPE = Recipe(
-    stages=(Stage(name="adversarial", steps_fraction=1.0, objective="generator", critic_steps=5),),
-    objectives={"generator": generator_objective},
-    default_weights={"adv": 0.001, "perceptual": 0.006, "mse": 0.5, "l1": 0.0, "gp": 10.0, "label_noise": 0.0},
-    critic=make_critic,
-    critic_objective=critic_objective,
-    needs_vgg=("perceptual",),
-    vgg_layers=("conv3_3",),
-    critic_weight="adv",
-)
+from blurtools.train.recipes.deblurgan import RECIPE as DEBLURGAN
+
+# the DeblurGAN recipe's stage, objectives and critic, with DeblurGAN-v2's loss weights and feature layer
+RECIPE = replace(DEBLURGAN, default_weights={"adv": 0.001, "perceptual": 0.006, "mse": 0.5, "l1": 0.0, "gp": 10.0,
+                                             "label_noise": 0.0}, vgg_layers=("conv3_3",))

@@ -3,7 +3,7 @@
 Two stages over all parameters:
 
 1. ``kernels`` (30% of the steps): the reblur loss alone, ||reblur(sharp, k, m) - blurry||^2 on the valid
-   region (seed 003 trains the kernels by reblurring the sharp image), so that the estimator gives usable
+   region (Carbajal et al. train the kernels by reblurring the sharp image), so that the estimator gives usable
    kernels before anything is asked of the restoration;
 2. ``joint`` (70%): reblur loss + ``l1`` * L1(restored, sharp), the restoration being the model's unrolled
    Richardson-Lucy iterations under the estimated kernels (``forward``), which trains the estimator end to

@@ -10,13 +10,9 @@ around 1e-4 and below with crops of 256 (``--patch 256``).
 
 from __future__ import annotations
 
-from blurtools.train.recipe import Recipe, Stage
-from blurtools.train.recipes.dm import objective
+from dataclasses import replace
 
-RECIPE = Recipe(
-    stages=(Stage(name="main", steps_fraction=1.0, objective="main"),),
-    objectives={"main": objective},
-    default_weights={"psnr": 1.0, "l1": 0.0, "mse": 0.0, "charbonnier": 0.0, "perceptual": 0.0, "shift": 0.0},
-    needs_vgg=("perceptual",),
-    vgg_layers=("relu2_2", "relu3_3"),
-)
+from blurtools.train.recipes.dm import RECIPE as DM
+
+# the dm recipe's stage and objective, with the PSNR loss in place of L1
+RECIPE = replace(DM, default_weights={**DM.default_weights, "l1": 0.0, "psnr": 1.0})
