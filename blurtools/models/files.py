@@ -102,12 +102,9 @@ def _refusal(path: Path, error: Exception) -> str:
     other = _foreign_content(path)
     if other:
         return f"{path}: not a PyTorch weights file: {other}"
-    if isinstance(error, pickle.UnpicklingError) or "Unpickler" in str(error):
-        # torch's own text here advises loading without the safety restriction, which blurtools never does
-        return f"{path}: not PyTorch weights: a pickle of something other than tensors and plain containers"
-    text = str(error).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    detail = next((line for line in lines if "Unsupported" in line or "error" in line.lower()), lines[-1] if lines else "")
+    text = " ".join(str(error).split())
+    reason = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(Check the documentation|$)", text)
+    detail = reason.group(1) if reason and reason.group(1) else text.split(". ")[-1]
     if "PytorchStreamReader" in text:  # a zip checkpoint cut short or damaged; torch's own words add nothing
         return f"{path}: not a PyTorch weights file, or truncated/damaged (its zip archive does not read)"
     if "magic number" in text.lower() or isinstance(error, (EOFError, IndexError, zipfile.BadZipFile)):
