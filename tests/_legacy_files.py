@@ -3,7 +3,8 @@
 ``save_legacy(obj, path)`` writes ``obj`` in the legacy (non-zip) ``torch.save`` format the way PyTorch 0.3
 under Python 2.7 did: strings as Python 2 byte strings (SHORT_BINSTRING), ``OrderedDict`` reduced to a
 list of ``[key, value]`` lists, tensors rebuilt by ``torch._utils._rebuild_tensor(storage, offset, size,
-stride)``, storages located on ``cuda:0`` (the released checkpoints were saved from a GPU).
+stride)``, storages of ``torch.cuda.FloatStorage`` located on ``cuda:0`` (the released checkpoints were
+saved from a GPU).
 
 ``seeded_state(shapes, seed)`` gives an OrderedDict of seeded random tensors of the given shapes, values
 scaled so that deep networks stay in a sane range.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import collections
 import math
 import pickle
+import re
 import struct
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple
@@ -61,9 +63,10 @@ def save_legacy(obj: Any, path: "str | Path", location: str = "cuda:0") -> Path:
         warnings.simplefilter("ignore")          # TypedStorage is deprecated; the legacy format is made of it
         torch.save(obj, buf, pickle_module=_Py2PickleModule, pickle_protocol=2, _use_new_zipfile_serialization=False)
     raw = buf.getvalue()
-    if location != "cpu":                        # storages saved from a GPU name their device
+    if location != "cpu":                        # storages saved from a GPU: torch.cuda.FloatStorage on cuda:0
         new = location.encode()
         raw = raw.replace(pickle.SHORT_BINSTRING + b"\x03cpu", pickle.SHORT_BINSTRING + bytes([len(new)]) + new)
+        raw = re.sub(rb"ctorch\n(\w+Storage)\n", rb"ctorch.cuda\n\1\n", raw)
     path = Path(path)
     path.write_bytes(raw)
     return path

@@ -99,10 +99,14 @@ def test_extract_video_from_the_folder_gives_seven_frames_in_the_authors_order(r
     assert meta["model"]["layout"] == "jin2018-release" and len(meta["model"]["weights"]) == 4
 
 
-def test_extract_video_needs_all_four_files(release, tmp_path):
+def test_extract_video_takes_the_four_files_and_needs_all_of_them(release, tmp_path):
     root, _, _ = release
     _input16(tmp_path / "in.png", 40, 40)
-    three = [a for n in ref.JIN_FILES[:3] for a in ("--weights", root / "jin" / n)]
+    four = [a for n in reversed(ref.JIN_FILES) for a in ("--weights", root / "jin" / n)]
+    res = run("extract-video", tmp_path / "in.png", "-o", tmp_path / "frames", *four, "--device", "cpu")
+    assert res.returncode == 0, res.output
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 7
+    three = four[2:]
     res = run("extract-video", tmp_path / "in.png", "-o", tmp_path / "v.gif", *three, "--device", "cpu")
     assert res.returncode == 1 and "F17_N9_from_F26_N9_from_F35_N8.pth" in res.output
     res = run("extract-video", tmp_path / "in.png", "-o", tmp_path / "v.gif", "--weights", root / "jin" / "center_v3.pth",
@@ -131,3 +135,22 @@ def test_unknown_layout_and_code_carrying_files_are_refused(tmp_path):
               "--device", "cpu")
     assert res.returncode == 1 and "carries code" in res.output and "system" in res.output
     assert not (tmp_path / "o.png").exists()
+
+
+def test_train_init_from_the_released_deblurgan_starts_from_its_weights(release, tmp_path):
+    import _train_tiny as tiny
+    from blurtools.models.deblurgan_release import convert_deblurgan_2018
+    from blurtools.models.files import read_weights_file
+    from blurtools.train.checkpoint import read_checkpoint
+
+    root, _, _ = release
+    data = tiny.make_set(tmp_path / "set", samples=4, frames=3, size=40)
+    res = run("train", "--model", "deblurgan", "--batch", "2", "--patch", "32", "--device", "cpu", "--quiet",
+              "--loss-weight", "perceptual=0", "--data", data, "--out", tmp_path / "run", "--steps", "1",
+              "--lr", "1e-12", "--init", root / "latest_net_G.pth")
+    assert res.returncode == 0, res.output
+    ckpt = read_checkpoint(tmp_path / "run" / "weights.pt")
+    args, state = convert_deblurgan_2018(read_weights_file(root / "latest_net_G.pth"))
+    assert ckpt["arch"] == "deblurgan" and ckpt["model_args"] == args
+    for name, value in state.items():
+        assert torch.allclose(ckpt["state_dict"][name], value, atol=1e-6), name

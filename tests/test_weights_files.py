@@ -25,7 +25,7 @@ def test_legacy_python2_file_reads_tensors_exactly(tmp_path):
     raw = path.read_bytes()
     assert not raw.startswith(b"PK")                          # the legacy format, not a zip
     assert pickle.SHORT_BINSTRING + b"\x0cstate_dict_G" in raw  # Python 2 byte strings
-    assert b"cuda:0" in raw
+    assert b"cuda:0" in raw and b"ctorch.cuda\nFloatStorage\n" in raw
     assert "torch._utils._rebuild_tensor" in pickle_globals(path)
     state = read_weights_file(path)
     assert list(state) == ["state_dict_G"]
@@ -89,6 +89,15 @@ def test_truncated_legacy_file(tmp_path):
     path.write_bytes(path.read_bytes()[:-2000])
     with pytest.raises(BlurtoolsError, match="cut.pth"):
         read_weights_file(path)
+
+
+def test_a_file_the_safe_loader_cannot_read_says_why_and_never_advises_unsafe_loading(tmp_path):
+    path = save_legacy({"k" * 300: torch.ones(1)}, tmp_path / "long_key.pth")   # a Python 2 BINSTRING
+    with pytest.raises(BlurtoolsError) as e:
+        read_weights_file(path)
+    msg = str(e.value)
+    assert "long_key.pth" in msg and "Unsupported operand" in msg
+    assert "weights_only" not in msg and "False" not in msg
 
 
 def test_drop_running_stats_and_strip_prefix():

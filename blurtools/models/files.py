@@ -100,9 +100,9 @@ def _refusal(path: Path, error: Exception) -> str:
     other = _foreign_content(path)
     if other:
         return f"{path}: not a PyTorch weights file: {other}"
-    text = str(error).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    detail = next((line for line in lines if "Unsupported" in line or "error" in line.lower()), lines[-1] if lines else "")
+    text = " ".join(str(error).split())
+    reason = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(Check the documentation|$)", text)
+    detail = reason.group(1) if reason and reason.group(1) else text.split(". ")[-1]
     if "magic number" in text.lower() or isinstance(error, (EOFError, IndexError, zipfile.BadZipFile)):
         return f"{path}: not a PyTorch weights file, or truncated/damaged ({type(error).__name__}: {detail[:160]})"
     if "weights_only" in detail or "file an issue" in detail:   # torch's advice to unpickle code: never ours
