@@ -143,7 +143,7 @@ def test_refined_video_records_the_default_deblur(tmp_path, ckpts, monkeypatch):
     assert rec["model"]["refine"]["refine"]["kernel_method"] == "multiscale"
     assert set(rec["motion"]) >= {"evidence", "extent_px", "kernel_size", "reblur_psnr_db"} and "refine" in rec
     # a network the user trained keeps its own frames, sharpened by the default deblur
-    assert run(tmp_path / "b.png", "-o", tmp_path / "w", "--format", "png", "--weights", ckpts / "niu.pt").returncode == 0
+    assert run(tmp_path / "b.png", "-o", f"{tmp_path / 'w'}/", "--format", "png", "--weights", ckpts / "niu.pt").returncode == 0
     rec = json.loads(Image.open(tmp_path / "w" / "b" / "0000.png").text["blurtools"])
     assert rec["model"]["refine"]["method"] == "default deblur" and "motion" not in rec
 

@@ -103,7 +103,7 @@ def test_extract_video_takes_the_four_files_and_needs_all_of_them(release, tmp_p
     root, _, _ = release
     _input16(tmp_path / "in.png", 40, 40)
     four = [a for n in reversed(ref.JIN_FILES) for a in ("--weights", root / "jin" / n)]
-    res = run("extract-video", tmp_path / "in.png", "-o", tmp_path / "frames", *four, "--device", "cpu")
+    res = run("extract-video", tmp_path / "in.png", "-o", f"{tmp_path / 'frames'}/", *four, "--device", "cpu")
     assert res.returncode == 0, res.output
     assert len(list((tmp_path / "frames").glob("*.png"))) == 7
     three = four[2:]
