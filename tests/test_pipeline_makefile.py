@@ -53,7 +53,10 @@ def _checkout(tmp_path: Path, with_venv: bool) -> Path:
 
 def _env(tmp_path: Path) -> dict:
     # no ImageNet files anywhere: an empty torch home
-    return {**os.environ, "PATH": _path_without_blurtools(), "PYTHONPATH": str(ROOT),
+    # and no outer make's state: under `make test` MAKELEVEL/MAKEFLAGS make the inner make print
+    # "Entering directory" lines before its commands
+    outer = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    return {**outer, "PATH": _path_without_blurtools(), "PYTHONPATH": str(ROOT),
             "TORCH_HOME": str(tmp_path / "empty-torch-home"), "OMP_NUM_THREADS": "1"}
 
 
