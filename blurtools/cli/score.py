@@ -166,17 +166,11 @@ def command(
     """
     from blurtools.metrics.folder_scoring import ScoreOptions, summarize
     from blurtools.metrics.score_notes import IDENTICAL_PSNR_DB, finish_rows
-    from blurtools.metrics.shards import Shard, merge_pieces, shard_record
+    from blurtools.metrics.shards import Shard, shard_record
 
     setup_logging(quiet)
     if merge:
-        if shard is not None:
-            raise UsageError("--merge joins pieces; it does not combine with --shard")
-        rows, head = merge_pieces(paths)
-        capped = sum(1 for r in rows if IDENTICAL_PSNR_DB in (r.get("psnr"), r.get("middle_psnr"), *(r.get("frame_psnr") or ())))
-        _emit(rows, dict(summarize(rows), **({"psnr_capped": capped} if capped else {})), head, csv_path, as_json,
-              quiet, allow_missing)
-        return
+        return _merge(paths, shard, csv_path, as_json, quiet, allow_missing)
     if len(paths) != 2:
         raise UsageError(f"expected PRED GT (2 paths), got {len(paths)}; to join shard pieces, add --merge")
     pred, gt = paths
@@ -199,6 +193,21 @@ def command(
         head["shard"] = shard_record(piece, start, rows, len(matching.pairs))
     # a piece's missing predictions are the whole run's: --merge says so once and decides the exit status
     _emit(rows, dict(summarize(rows), **said), head, csv_path, as_json, quiet, allow_missing or piece is not None)
+
+
+def _merge(pieces: List[Path], shard: Optional[str], csv_path: Optional[Path], as_json: bool, quiet: bool,
+           allow_missing: bool) -> None:
+    """`score --merge PIECE...`: the table, CSV or JSON one run would give, from a sharded run's JSON pieces."""
+    if shard is not None:
+        raise UsageError("--merge joins pieces; it does not combine with --shard")
+    from blurtools.metrics.folder_scoring import summarize
+    from blurtools.metrics.score_notes import IDENTICAL_PSNR_DB
+    from blurtools.metrics.shards import merge_pieces
+
+    rows, head = merge_pieces(pieces)
+    capped = sum(1 for r in rows if IDENTICAL_PSNR_DB in (r.get("psnr"), r.get("middle_psnr"), *(r.get("frame_psnr") or ())))
+    _emit(rows, dict(summarize(rows), **({"psnr_capped": capped} if capped else {})), head, csv_path, as_json,
+          quiet, allow_missing)
 
 
 def _check_modes(video: bool, align: Optional[AlignModel], best_of_gt: bool, ssim_mode: SsimMode) -> None:

@@ -1,14 +1,13 @@
 """Scoring many pairs: parallel decoding, batched metrics on the device, bounded memory.
 
-``score_image_pairs`` and ``score_sequence_pairs`` turn :class:`blurtools.io.pairs.Pair` lists into rows
-(one dict per image or sequence) that the CLI prints as a table, CSV or JSON. At most
-``batch * (workers + 2)`` decoded images are held at any time, however many files there are.
+``score_image_pairs`` and ``score_sequence_pairs`` turn :class:`blurtools.io.pairs.Pair` lists into rows (one
+dict per image or sequence) for the CLI's table, CSV or JSON. At most ``batch * (workers + 2)`` decoded images are
+held at any time, however many files there are.
 
 With ``ScoreOptions.align`` each prediction is first aligned to its ground truth
 (:mod:`blurtools.ops.registration`) and scored over the valid region (:mod:`blurtools.metrics.masked`);
-rows then carry ``status`` ("ok" | "unaligned"), the alignment found and, for an unaligned pair, null
-metrics and the ``reason``. ``score_best_of_gt`` scores a prediction against every frame of a ground-truth
-sequence (read in chunks of ``batch`` frames) and keeps the best frame by PSNR.
+rows then carry ``status`` ("ok" | "unaligned"), the alignment found and, for an unaligned pair, null metrics and
+the ``reason``. ``score_best_of_gt`` keeps a prediction's best frame by PSNR among a ground-truth sequence's.
 """
 
 from __future__ import annotations
