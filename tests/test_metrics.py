@@ -7,7 +7,9 @@ from scipy.ndimage import gaussian_filter
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from blurtools.errors import UsageError
-from blurtools.metrics import compute_image_metrics, psnr, ssim
+from blurtools.metrics.image import compute_image_metrics
+from blurtools.metrics.psnr import psnr
+from blurtools.metrics.ssim import ssim
 
 TOL = 1e-5
 

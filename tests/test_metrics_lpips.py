@@ -6,7 +6,8 @@ import torch
 import torchvision
 
 from blurtools.errors import BlurtoolsError
-from blurtools.metrics import TRUNK_FILES, LpipsMetric, compute_image_metrics, trunk_path
+from blurtools.metrics.image import compute_image_metrics
+from blurtools.metrics.lpips_metric import TRUNK_FILES, LpipsMetric, trunk_path
 
 
 @pytest.fixture

@@ -5,7 +5,10 @@ import pytest
 import torch
 
 from blurtools.errors import BlurtoolsError, UsageError
-from blurtools.metrics import LpipsMetric, VideoScore, compute_image_metrics, psnr, score_video
+from blurtools.metrics.image import compute_image_metrics
+from blurtools.metrics.lpips_metric import LpipsMetric
+from blurtools.metrics.psnr import psnr
+from blurtools.metrics.video import VideoScore, score_video
 
 
 def sequence(n, h=24, w=28, seed=0):

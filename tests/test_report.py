@@ -172,3 +172,24 @@ def test_a_100_sample_three_method_page_stays_small(tmp_path):
     assert res.exit_code == 0, res.output
     assert len(_parse(out).rows) == 100
     assert out.stat().st_size < 50e6
+
+
+def test_identical_pairs_are_capped_as_score_caps_them(tmp_path, results):
+    """A result identical to its ground truth shows 100 dB on the page (as `score` reports it), and the
+    method's mean is score's mean, not a mean that leaves that sample out."""
+    import shutil
+
+    same = tmp_path / "same"
+    shutil.copytree(results["sharpnet"], same)
+    shutil.copy(results["gt"] / "scene_001.png", same / "scene_001.png")
+    out = tmp_path / "report.html"
+    assert run(same, "--gt", results["gt"], "-o", out, "--images", "none", "-q").exit_code == 0
+    score = subprocess.run([sys.executable, "-m", "blurtools", "score", str(same), str(results["gt"]), "--json", "-q"],
+                           capture_output=True, text=True, check=True)
+    doc = json.loads(score.stdout)
+    page = _parse(out)
+    panel = {s["name"]: s["panels"][0] for s in page.data["samples"]}
+    assert panel["scene_001"]["psnr"] == 100.0 == {r["name"]: r for r in doc["items"]}["scene_001"]["psnr"]
+    text = out.read_text(encoding="utf-8")
+    assert f"{doc['summary']['psnr']:.2f}" in text
+    assert "1 identical: PSNR capped at 100 dB" in text

@@ -105,6 +105,7 @@ def test_bands_match_skimage_for_any_band_height(dtype, peak, channels):
 @pytest.mark.parametrize("dtype,channels,border", [(np.uint8, 3, 0), (np.uint8, 4, 2), (np.uint16, 1, 0), (np.uint16, 3, 1)])
 def test_plain_integer_path_equals_the_general_path(tmp_path, dtype, channels, border):
     from blurtools.io.images import array_to_tensor, read_array
+    from blurtools.io.pair_decoding import decode_pair
     from blurtools.io.pairs import Pair
     from blurtools.io.png16 import encode_png16
     from blurtools.metrics.image import compute_image_metrics
@@ -124,7 +125,7 @@ def test_plain_integer_path_equals_the_general_path(tmp_path, dtype, channels, b
 
             Image.fromarray(arr).save(path)
         paths.append(path)
-    row = plain_integer_row(Pair("a", paths[0], paths[1]), border)
+    row = plain_integer_row(decode_pair(Pair("a", paths[0], paths[1])), border)
     p, g = (array_to_tensor(read_array(x), keep_gray=True)[None] for x in paths)
     ref = compute_image_metrics(p, g, data_range=peak, crop_border=border)
     assert row == {"name": "a", "psnr": float(ref["psnr"][0]), "ssim": float(ref["ssim"][0]), "width": 37, "height": 29}
@@ -132,4 +133,4 @@ def test_plain_integer_path_equals_the_general_path(tmp_path, dtype, channels, b
     from PIL import Image
 
     Image.fromarray(np.zeros((29, 37), np.uint8)).save(gray)
-    assert plain_integer_row(Pair("a", paths[0], gray), 0) is None or channels == 1 and dtype == np.uint8
+    assert plain_integer_row(decode_pair(Pair("a", paths[0], gray)), 0) is None or channels == 1 and dtype == np.uint8

@@ -1,21 +1,23 @@
 """Command-line adapters: the only package that imports typer or rich.
 
-COMMAND_MODULES lists the subcommand modules in the order ``blurtools --help`` shows them; each module
-has ``COMMAND_NAME`` and ``command``, or ``APP`` (a typer group whose subcommands are
-``blurtools NAME SUB``).
+COMMANDS maps each subcommand's name to its module, in the order ``blurtools --help`` shows them; each
+module has ``COMMAND_NAME`` (the same name) and ``command``, or ``APP`` (a typer group whose subcommands
+are ``blurtools NAME SUB``). A module is imported only when its command runs or help lists it, so
+``blurtools score`` never loads the training or inference code.
 """
 
-COMMAND_MODULES = [
-    "score",
-    "report",
-    "pack_h5",
-    "train",
-    "blur_synth",
-    "phase_code",
-    "deblur",
-    "extract_video",
-    "weights",
-]
+COMMANDS = {
+    "score": "score",
+    "report": "report",
+    "pack-h5": "pack_h5",
+    "train": "train",
+    "blur-synth": "blur_synth",
+    "phase-code": "phase_code",
+    "deblur": "deblur",
+    "extract-video": "extract_video",
+    "weights": "weights",
+}
+COMMAND_MODULES = list(COMMANDS.values())
 
 from blurtools.cli.help_format import install as _install_help_format  # noqa: E402
 

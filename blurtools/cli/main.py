@@ -1,13 +1,77 @@
-"""The ``blurtools`` command: one subcommand per module in this package."""
+"""The ``blurtools`` command: one subcommand per module in this package, each imported when it is used."""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any, Dict, Iterator, List, MutableMapping, Optional
+
 import typer
+from typer.core import TyperGroup
 
 from blurtools import __version__
+from blurtools.cli import COMMANDS
+
+
+def build_command(name: str) -> Any:
+    """The click command of subcommand ``name`` (a key of :data:`blurtools.cli.COMMANDS`), from its module."""
+    module = importlib.import_module(f"blurtools.cli.{COMMANDS[name]}")
+    if module.COMMAND_NAME != name:
+        raise RuntimeError(f"blurtools.cli.{COMMANDS[name]} names its command {module.COMMAND_NAME!r}, not {name!r}")
+    if hasattr(module, "APP"):
+        command = typer.main.get_command(module.APP)
+    else:
+        one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        one.command(name=name, help=module.command.__doc__)(module.command)
+        command = typer.main.get_command(one)
+    command.name = name
+    return command
+
+
+class _Commands(MutableMapping):
+    """{name: click command} that builds a command on first access (click reads ``group.commands``)."""
+
+    def __init__(self) -> None:
+        self._built: Dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            self._built[name] = build_command(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*COMMANDS, *(n for n in self._built if n not in COMMANDS)])
+
+    def __len__(self) -> int:
+        return len(set(COMMANDS) | set(self._built))
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists every command by name, imports a command's module only when it is needed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        registered = dict(self.commands)
+        self.commands = _Commands()
+        self.commands.update(registered)
+
+    def list_commands(self, ctx: Any) -> List[str]:
+        return list(self.commands)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Optional[Any]:
+        return self.commands.get(cmd_name)
+
 
 app = typer.Typer(
     name="blurtools",
+    cls=LazyGroup,
     help="Motion-blur toolchain: synthesise blur, pack data, train, deblur, extract video, score.",
     add_completion=False,
     no_args_is_help=True,
@@ -25,23 +89,6 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")) -> None:
     """Motion-blur toolchain: synthesise blur, pack data, train, deblur, extract video, score."""
-
-
-def _register() -> None:
-    # Each command module exposes COMMAND_NAME and command(), or APP (a typer group of subcommands);
-    # only built commands are listed here.
-    from blurtools.cli import COMMAND_MODULES
-    import importlib
-
-    for mod_name in COMMAND_MODULES:
-        mod = importlib.import_module(f"blurtools.cli.{mod_name}")
-        if hasattr(mod, "APP"):
-            app.add_typer(mod.APP, name=mod.COMMAND_NAME)
-        else:
-            app.command(name=mod.COMMAND_NAME, help=mod.command.__doc__)(mod.command)
-
-
-_register()
 
 
 def main() -> None:

@@ -164,8 +164,8 @@ def command(
 
     For real-blur benchmarks, where a result cannot be pixel-aligned with its ground truth, --align scores after the best alignment: --align translation --best-of-gt as the Köhler et al. 2012 benchmark does, --align homography as RealBlur (Rim et al. 2020) does. The aligned image is scored as it is (alpha times the warped prediction, neither rounded nor clamped) over the pixels the warp fills. A pair that cannot be aligned (too different, a shift beyond --max-shift, a correlation below --min-corr) is not scored: its row has status "unaligned", null metrics and the reason, the means cover the other rows, and a warning on standard error lists it.
     """
-    from blurtools.metrics.folder_scoring import ScoreOptions, summarize
     from blurtools.metrics.score_notes import IDENTICAL_PSNR_DB, finish_rows
+    from blurtools.metrics.score_options import ScoreOptions
     from blurtools.metrics.shards import Shard, shard_record
 
     setup_logging(quiet)
@@ -182,6 +182,8 @@ def command(
                         align=align.value if align else None, max_shift=max_shift, min_corr=min_corr,
                         ssim_window=ssim_mask.value)
     rows, matching, start = _score(pred, gt, opts, video, best_of_gt, ignore_unmatched, lpips, device, quiet, piece)
+    from blurtools.metrics.folder_scoring import summarize
+
     said = {k: v for k, v in finish_rows(rows).items() if v}  # what was capped or converted, when anything was
     options = _record_options(pred, gt, ssim_mode, y, crop_border, lpips, video, align, best_of_gt, max_shift, min_corr,
                               ssim_mask)
@@ -241,12 +243,13 @@ def _warn_unaligned(rows: List[Dict[str, Any]]) -> None:
 
 def _score(pred: Path, gt: Path, opts: Any, video: bool, best_of_gt: bool, ignore_unmatched: bool,
            lpips: Optional[LpipsNet], device: str, quiet: bool, piece: Any) -> Tuple[List[Dict[str, Any]], Any, int]:
-    """Match, select the shard, score: (rows, the matching, position of the first scored pair)."""
-    from blurtools.io.pairs import match
-    from blurtools.metrics.folder_scoring import score_best_of_gt, score_image_pairs, score_sequence_pairs
-    from blurtools.ops.device import resolve_device
+    """Match, select the shard, score: (rows, the matching, position of the first scored pair).
 
-    dev = resolve_device(device)
+    Image pairs start decoding as soon as they are matched, before torch loads (about 2 s on a small CPU).
+    """
+    from blurtools.io.pair_decoding import decode_pairs
+    from blurtools.io.pairs import match
+
     matching = match(pred, gt, video=video, gt_sequences=best_of_gt)
     if matching.unmatched_pred and not ignore_unmatched:
         shown = ", ".join(matching.unmatched_pred[:5]) + (" ..." if len(matching.unmatched_pred) > 5 else "")
@@ -255,15 +258,25 @@ def _score(pred: Path, gt: Path, opts: Any, video: bool, best_of_gt: bool, ignor
     if not matching.pairs:
         raise BlurtoolsError(f"{pred}: nothing matches the ground truth in {gt}")
     pairs, start = piece.select(matching.pairs) if piece is not None else (matching.pairs, 0)
-    metric = None
-    if lpips is not None:
-        from blurtools.metrics.lpips_metric import LpipsMetric
+    decoded = None if video or best_of_gt else decode_pairs(pairs, opts.workers)
+    try:
+        from blurtools.metrics.folder_scoring import score_best_of_gt, score_image_pairs, score_sequence_pairs
+        from blurtools.ops.device import resolve_device
 
-        metric = LpipsMetric(net=lpips.value, device=dev)
-    with progress(len(pairs), "score", quiet, unit="pairs") as bar:
-        scorer = score_sequence_pairs if video else (score_best_of_gt if best_of_gt else score_image_pairs)
-        rows = scorer(pairs, opts, dev, lpips=metric, on_done=bar.advance)
-    return rows, matching, start
+        dev = resolve_device(device)
+        metric = None
+        if lpips is not None:
+            from blurtools.metrics.lpips_metric import LpipsMetric
+
+            metric = LpipsMetric(net=lpips.value, device=dev)
+        with progress(len(pairs), "score", quiet, unit="pairs") as bar:
+            if decoded is not None:
+                return score_image_pairs(pairs, opts, dev, lpips=metric, on_done=bar.advance, decoded=decoded), matching, start
+            scorer = score_sequence_pairs if video else score_best_of_gt
+            return scorer(pairs, opts, dev, lpips=metric, on_done=bar.advance), matching, start
+    finally:
+        if decoded is not None:
+            decoded.close()
 
 
 def _emit(rows: List[Dict[str, Any]], summary: Dict[str, Any], head: Dict[str, Any], csv_path: Optional[Path],

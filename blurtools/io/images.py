@@ -14,75 +14,8 @@ import torch
 
 from blurtools.errors import BlurtoolsError
 from blurtools.io.atomic import atomic_path, atomic_write_bytes
-from blurtools.io.png16 import SIGNATURE, decode_png16, encode_png16, png_header
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm")
-
-
-def is_image_path(path: "str | Path") -> bool:
-    """True when the file name has an image extension blurtools reads."""
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
-
-
-def read_array(path: "str | Path") -> np.ndarray:
-    """Decode an image file to its native numpy array (uint8/uint16/float; (H, W) or (H, W, C)).
-
-    Raises:
-        BlurtoolsError: naming the file when it is missing, empty, truncated or not an image.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise BlurtoolsError(f"{path}: no such file")
-    if path.is_dir():
-        raise BlurtoolsError(f"{path}: is a folder, expected an image file")
-    if path.stat().st_size == 0:
-        raise BlurtoolsError(f"{path}: empty file")
-    with open(path, "rb") as f:
-        head = f.read(32)
-    if head[:8] == SIGNATURE:
-        try:
-            depth = png_header(head)[2]
-        except Exception:
-            raise BlurtoolsError(f"{path}: not a valid PNG file") from None
-        if depth == 16:
-            return decode_png16(path)
-    if head[:8] == SIGNATURE:
-        array = _read_png_with_pillow(path)
-        if array is not None:
-            return array
-    import imageio.v3 as iio
-
-    try:
-        array = iio.imread(path)
-    except Exception as exc:  # imageio raises many types for undecodable input
-        text = str(exc)
-        if "Could not find a backend" in text:  # imageio's own wording is malformed; say it plainly
-            raise BlurtoolsError(f"{path}: cannot read as an image (not in a format blurtools reads: PNG, JPEG, TIFF, "
-                                 "BMP, WebP...)") from None
-        first = text.strip().splitlines()[0] if text.strip() else "no detail"
-        raise BlurtoolsError(f"{path}: cannot read as an image ({type(exc).__name__}: {first[:200]})") from None
-    array = np.asarray(array)
-    if array.ndim == 4:  # a multi-page file (e.g. an animated GIF): its first page
-        array = array[0]
-    if array.ndim not in (2, 3) or array.size == 0:
-        raise BlurtoolsError(f"{path}: not a 2-D image (shape {array.shape})")
-    return array
-
-
-def _read_png_with_pillow(path: Path) -> "np.ndarray | None":
-    """An 8-bit gray/RGB(A) PNG decoded by Pillow directly (a third faster than through imageio's plugin
-    layer, the same array); None for any other kind of PNG, which imageio then reads."""
-    try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            if im.mode not in ("L", "LA", "RGB", "RGBA") or getattr(im, "n_frames", 1) != 1:
-                return None
-            im.load()
-            array = np.array(im)
-    except Exception:  # anything unusual: imageio reads it or names the problem
-        return None
-    return array if array.ndim in (2, 3) and array.size else None
+from blurtools.io.arrays import IMAGE_EXTENSIONS, is_image_path, read_array  # noqa: F401 (re-exported)
+from blurtools.io.png16 import encode_png16
 
 
 def array_to_tensor(array: np.ndarray, keep_gray: bool = False) -> torch.Tensor:

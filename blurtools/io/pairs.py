@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Union
 
 from blurtools.errors import BlurtoolsError
-from blurtools.io.images import IMAGE_EXTENSIONS
+from blurtools.io.arrays import IMAGE_EXTENSIONS
 from blurtools.io.sampleset import SampleSet, is_sample_set
 from blurtools.io.video import is_video_path, list_frame_files, natural_key
 

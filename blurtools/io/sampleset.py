@@ -20,14 +20,14 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence
 
 from blurtools import __version__
 from blurtools.errors import BlurtoolsError
 from blurtools.io.atomic import atomic_write_text
-from blurtools.io.images import read_image, write_image
+
+if TYPE_CHECKING:  # reading and writing images needs torch; listing a set (score, pack-h5 --check) does not
+    import torch
 
 FORMAT = "blurtools-samples/1"
 
@@ -127,6 +127,10 @@ class SampleSet:
 
     def read(self, index: int) -> "tuple[torch.Tensor, torch.Tensor]":
         """(blurry (3, H, W), sharp (N, 3, H, W)) float32 in [0, 1] of sample ``index``."""
+        import torch
+
+        from blurtools.io.images import read_image
+
         s = self.samples[index]
         self.check_files(s)
         try:
@@ -208,6 +212,8 @@ class SampleSetWriter:
             blurry: (3, H, W) in [0, 1]. sharp: N tensors (3, H, W) in [0, 1], time order.
             extra: more JSON fields (e.g. ``psf="psf/ID.npy"`` after writing that file).
         """
+        from blurtools.io.images import write_image
+
         blurry_rel, sharp_rel = sample_paths(sample_id, len(sharp))
         write_image(self.root / blurry_rel, blurry, bits=self.bits)
         for rel, frame in zip(sharp_rel, sharp):

@@ -15,7 +15,7 @@ import numpy as np
 
 from blurtools.errors import BlurtoolsError
 from blurtools.io.atomic import atomic_path, atomic_write_bytes
-from blurtools.io.images import IMAGE_EXTENSIONS, read_array
+from blurtools.io.arrays import IMAGE_EXTENSIONS, read_array
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif")
 

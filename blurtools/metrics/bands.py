@@ -54,6 +54,18 @@ def _ssim_in_place(stack: torch.Tensor, offset: float, c1: float, c2: float) -> 
     return num.div_(den)
 
 
+def _squared_error(stack: torch.Tensor, pb: torch.Tensor, gb: torch.Tensor, stop: int, small_integers: bool) -> torch.Tensor:
+    """Sum of squared differences over the first ``stop`` rows of a band, float64, exact on integers.
+
+    For 8-bit integers the centred float32 moments (``stack[0]``, ``stack[1]``) already hold x and y
+    exactly, and their squared differences (at most 255²) too: no float64 copy of the band is needed.
+    """
+    if small_integers:
+        d = torch.sub(stack[0, :stop], stack[1, :stop])
+        return d.mul_(d).sum(dtype=torch.float64)
+    return (pb[:stop].double() - gb[:stop].double()).square_().sum()
+
+
 def psnr_ssim_bands(p: torch.Tensor, g: torch.Tensor, data_range: float,
                     band: Optional[int] = None, want_psnr: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-image PSNR (dB) and SSIM (skimage convention) of images on the scale [0, data_range].
@@ -85,6 +97,7 @@ def psnr_ssim_bands(p: torch.Tensor, g: torch.Tensor, data_range: float,
     sse = torch.zeros(b * c, dtype=torch.float64, device=p.device)
     planes_p, planes_g = p.reshape(b * c, h, w), g.reshape(b * c, h, w)
     buffers: Dict[int, Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+    small_integers = not p.is_floating_point() and not g.is_floating_point() and data_range <= 255
     for plane in range(b * c):  # one plane at a time: a band of 4 moments then fits in the cache
         for top in range(0, out_h, band):
             rows = min(band, out_h - top)
@@ -100,7 +113,7 @@ def psnr_ssim_bands(p: torch.Tensor, g: torch.Tensor, data_range: float,
             if want_psnr:
                 # each image row counted once: the band's own rows, plus the last 10 rows at the last band
                 stop = rows + (n - 1 if top + rows >= out_h else 0)
-                sse[plane] += (pb[:stop].double() - gb[:stop].double()).square_().sum()
+                sse[plane] += _squared_error(stack, pb, gb, stop, small_integers)
     ssim_sum, sse = ssim_sum.view(b, c).sum(dim=1), sse.view(b, c).sum(dim=1)
     ssim = ssim_sum / float(c * out_h * (w - n + 1))
     if not want_psnr:

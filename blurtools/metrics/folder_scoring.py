@@ -14,22 +14,24 @@ from __future__ import annotations
 
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from blurtools.errors import BlurtoolsError
-from blurtools.io.images import array_to_tensor, read_array
+from blurtools.io.arrays import read_array
+from blurtools.io.images import array_to_tensor
+from blurtools.io.pair_decoding import DecodedPair, decode_pairs
 from blurtools.io.pairs import Pair
+from blurtools.io.prefetch import prefetch
 from blurtools.io.video import iter_frames, list_frame_files
 from blurtools.metrics._common import luma_scaled, resolve_quantize, to_scale
 from blurtools.metrics.image import compute_image_metrics
 from blurtools.metrics.integer_pairs import plain_integer_row, takes_plain_path
 from blurtools.metrics.lpips_metric import LpipsMetric
 from blurtools.metrics.masked import inner_rectangle, masked_psnr, masked_ssim
+from blurtools.metrics.score_options import ScoreOptions
 from blurtools.metrics.video import score_video
 from blurtools.ops.color import to_gray
 from blurtools.ops.registration import align
@@ -37,36 +39,14 @@ from blurtools.ops.registration import align
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ScoreOptions:
-    """How to score. ``ssim_mode``: skimage|matlab3d; ``y``: BT.601 luma; ``crop_border``: pixels per side.
-
-    ``align``: None, "translation" or "homography" (see :func:`blurtools.ops.registration.align`, with
-    ``max_shift`` and ``min_corr``); ``ssim_window``: "window" or "centre" (:func:`masked_ssim`).
-    """
-
-    ssim_mode: str = "skimage"
-    y: bool = False
-    crop_border: int = 0
-    batch: int = 8
-    workers: int = 2
-    align: Optional[str] = None
-    max_shift: float = 64.0
-    min_corr: float = 0.5
-    ssim_window: str = "window"
-
-
 def _peak(a: np.ndarray) -> int:
     return 65535 if a.dtype == np.uint16 else 255
 
 
-def _decode_pair(pair: Pair) -> Tuple[Pair, torch.Tensor, torch.Tensor, int, bool]:
+def _tensors(decoded: DecodedPair) -> Tuple[Pair, torch.Tensor, torch.Tensor, int, bool]:
     """(pair, prediction (C, H, W), ground truth (C, H, W), peak, whether an RGB prediction was converted to
     gray to meet a gray ground truth (Rec.601 luminance, as an RGB-to-gray save computes it))."""
-    a, b = read_array(pair.pred), read_array(pair.gt)  # type: ignore[arg-type]
-    if a.shape[:2] != b.shape[:2]:
-        raise BlurtoolsError(f"{pair.pred}: size {a.shape[1]}x{a.shape[0]} differs from its ground truth "
-                             f"{pair.gt} ({b.shape[1]}x{b.shape[0]})")
+    a, b = decoded.pred, decoded.gt
     peak = max(_peak(a), _peak(b))
     pa, pb = array_to_tensor(a, keep_gray=True), array_to_tensor(b, keep_gray=True)
     to_gray_now = pa.shape[0] == 3 and pb.shape[0] == 1
@@ -74,23 +54,7 @@ def _decode_pair(pair: Pair) -> Tuple[Pair, torch.Tensor, torch.Tensor, int, boo
         pa = to_gray(pa[None])[0]
     elif pa.shape[0] != pb.shape[0]:  # a gray prediction of a colour picture: scored as the gray RGB it shows
         pa, pb = pa.expand(3, -1, -1), pb.expand(3, -1, -1)
-    return pair, pa, pb, peak, to_gray_now
-
-
-def _prefetch(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, ahead: int) -> Iterator[Any]:
-    """``map(fn, items)`` in a thread pool, in order, with at most ``ahead`` results pending."""
-    if workers <= 1:
-        for it in items:
-            yield fn(it)
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: List[Any] = []
-        index = 0
-        while index < len(items) or pending:
-            while index < len(items) and len(pending) < ahead:
-                pending.append(pool.submit(fn, items[index]))
-                index += 1
-            yield pending.pop(0).result()
+    return decoded.pair, pa, pb, peak, to_gray_now
 
 
 def _finite(v: float) -> Optional[float]:
@@ -159,14 +123,18 @@ def _metrics_rows(pred: torch.Tensor, gt: torch.Tensor, peak: int, opts: ScoreOp
 
 def score_image_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.device,
                       lpips: Optional[LpipsMetric] = None,
-                      on_done: Optional[Callable[[int], None]] = None) -> List[Dict[str, Any]]:
+                      on_done: Optional[Callable[[int], None]] = None,
+                      decoded: Optional[Iterable[DecodedPair]] = None) -> List[Dict[str, Any]]:
     """Score image pairs; returns rows ``{"name", "psnr", "ssim"[, "lpips"], "width", "height"}`` in pair order.
 
     Pairs of the same size and depth are scored together in batches of ``opts.batch`` on ``device``.
-    With ``opts.align`` the rows hold the fields of :func:`aligned_metrics` as well.
+    With ``opts.align`` the rows hold the fields of :func:`aligned_metrics` as well. ``decoded``: the
+    pairs already being decoded (:func:`blurtools.io.pair_decoding.decode_pairs`, started before torch
+    loaded); by default they are decoded here, ``opts.workers`` threads ahead.
     """
+    stream = decoded if decoded is not None else decode_pairs(pairs, opts.workers)
     if device.type == "cpu":
-        return _score_pairs_in_threads(pairs, opts, lpips, on_done)
+        return _score_pairs_in_threads(stream, opts, lpips, on_done)
     rows: List[Dict[str, Any]] = []
     batch: List[Tuple[Pair, torch.Tensor, torch.Tensor, int, bool]] = []
 
@@ -187,7 +155,7 @@ def score_image_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.d
             on_done(len(batch))
         batch.clear()
 
-    for item in _prefetch(_decode_pair, list(pairs), opts.workers, ahead=max(2, opts.batch * 2)):
+    for item in map(_tensors, stream):
         if batch and (item[1].shape != batch[0][1].shape or item[3] != batch[0][3] or len(batch) >= opts.batch):
             flush()
         batch.append(item)
@@ -195,24 +163,24 @@ def score_image_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.d
     return rows
 
 
-def _score_pairs_in_threads(pairs: Sequence[Pair], opts: ScoreOptions, lpips: Optional[LpipsMetric],
+def _score_pairs_in_threads(stream: Iterable[DecodedPair], opts: ScoreOptions, lpips: Optional[LpipsMetric],
                             on_done: Optional[Callable[[int], None]]) -> List[Dict[str, Any]]:
-    """CPU path: each worker thread (or the caller alone, with one worker) decodes and scores whole pairs,
-    one image at a time, single-threaded.
+    """CPU path: each worker thread (or the caller alone, with one worker) scores whole decoded pairs,
+    one image at a time, single-threaded, while the decoding threads keep ahead.
 
     On the CPU the metrics are memory-bound element-wise passes: one image per core (torch intra-op
     threads = 1; torch releases the GIL) keeps each core's working set small and beats batching several
-    images through multi-threaded ops by 2-3x. Memory: at most ``workers + 2`` pairs are decoded at once.
+    images through multi-threaded ops by 2-3x. Memory: the decoding's bound plus ``workers + 2`` pairs.
     """
 
     plain = lpips is None and takes_plain_path(opts)
 
-    def one(pair: Pair) -> Dict[str, Any]:
+    def one(decoded: DecodedPair) -> Dict[str, Any]:
         if plain:
-            fast = plain_integer_row(pair, opts.crop_border)
+            fast = plain_integer_row(decoded, opts.crop_border)
             if fast is not None:
                 return fast
-        pair, p, g, peak, gray = _decode_pair(pair)
+        pair, p, g, peak, gray = _tensors(decoded)
         row: Dict[str, Any] = {"name": pair.key}
         row.update(_metrics_rows(p[None], g[None], peak, opts, lpips)[0])
         row.update(width=int(p.shape[-1]), height=int(p.shape[-2]))
@@ -224,7 +192,7 @@ def _score_pairs_in_threads(pairs: Sequence[Pair], opts: ScoreOptions, lpips: Op
     torch.set_num_threads(1)
     rows: List[Dict[str, Any]] = []
     try:
-        for row in _prefetch(one, list(pairs), opts.workers, ahead=opts.workers + 2):
+        for row in prefetch(one, stream, opts.workers, ahead=opts.workers + 2):
             rows.append(row)
             if on_done:
                 on_done(1)
@@ -238,7 +206,7 @@ def _gt_chunks(pair: Pair, chunk: int, workers: int) -> Iterator[Tuple[int, List
     ref = pair.gt
     if isinstance(ref, list) or ref.is_dir():
         paths = ref if isinstance(ref, list) else list_frame_files(ref)
-        arrays: Iterable[np.ndarray] = _prefetch(read_array, paths, workers, ahead=max(2, 2 * chunk))
+        arrays: Iterable[np.ndarray] = prefetch(read_array, paths, workers, ahead=max(2, 2 * chunk))
     else:
         arrays = iter_frames(ref)
     start, buf = 0, []
@@ -344,7 +312,7 @@ def score_sequence_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torc
     [lpips], middle_psnr, middle_ssim, [middle_lpips], width, height.
     """
     rows: List[Dict[str, Any]] = []
-    for pair, pred, gt, peak in _prefetch(_decode_sequences, list(pairs), opts.workers, ahead=2):
+    for pair, pred, gt, peak in prefetch(_decode_sequences, pairs, opts.workers, ahead=2):
         s = score_video(pred.to(device), gt.to(device), data_range=peak, ssim_mode=opts.ssim_mode, y_channel=opts.y,
                         crop_border=opts.crop_border, lpips=lpips)
         row: Dict[str, Any] = {"name": pair.key, "order": s.order, "frames": s.frames, "psnr": s.psnr, "ssim": s.ssim}

@@ -14,8 +14,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-from blurtools.io.images import read_array
-from blurtools.io.pairs import Pair
+from blurtools.io.pair_decoding import DecodedPair
 from blurtools.metrics._common import crop
 from blurtools.metrics.bands import psnr_ssim_bands
 
@@ -38,11 +37,11 @@ def _planes(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)[None]  # a view: the bands read the planes in place
 
 
-def plain_integer_row(pair: Pair, crop_border: int) -> Optional[Dict[str, Any]]:
-    """The score row of ``pair`` when both files hold integers of one depth and one channel count
+def plain_integer_row(decoded: DecodedPair, crop_border: int) -> Optional[Dict[str, Any]]:
+    """The score row of a decoded pair when both images hold integers of one depth and one channel count
     ({"name", "psnr", "ssim", "width", "height"}, as :func:`score_image_pairs` gives it); None otherwise
-    (then the general path decodes the pair again and scores or reports it)."""
-    a, b = read_array(pair.pred), read_array(pair.gt)  # type: ignore[arg-type]
+    (then the general path scores or reports it)."""
+    a, b = decoded.pred, decoded.gt
     if a.dtype != b.dtype or a.dtype not in PEAKS or a.shape[:2] != b.shape[:2]:
         return None
     p, g = _planes(a), _planes(b)
@@ -50,5 +49,5 @@ def plain_integer_row(pair: Pair, crop_border: int) -> Optional[Dict[str, Any]]:
         return None
     peak = PEAKS[a.dtype]
     psnr, ssim = psnr_ssim_bands(crop(p, crop_border), crop(g, crop_border), peak)
-    return {"name": pair.key, "psnr": float(psnr[0]), "ssim": float(ssim[0]),
+    return {"name": decoded.pair.key, "psnr": float(psnr[0]), "ssim": float(ssim[0]),
             "width": int(p.shape[-1]), "height": int(p.shape[-2])}

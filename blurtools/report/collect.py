@@ -1,7 +1,8 @@
 """Scores behind a report: each method's result folder run through blurtools' own scorer.
 
 Every method (and the blurry inputs, when given) is matched to the ground truth and scored by
-:mod:`blurtools.metrics.folder_scoring` exactly as ``blurtools score`` scores it, so the page shows the
+:mod:`blurtools.metrics.folder_scoring` exactly as ``blurtools score`` scores it, identical pairs' PSNR
+capped at 100 dB as ``score`` caps it (:mod:`blurtools.metrics.score_notes`), so the page shows the
 numbers a table built with ``score`` would show. A sample is a ground-truth name that at least one method
 answered; a method that lacks a sample shows a gap there, never a made-up number.
 """
@@ -17,7 +18,9 @@ import torch
 
 from blurtools.errors import BlurtoolsError, UsageError
 from blurtools.io.pairs import match
-from blurtools.metrics.folder_scoring import ScoreOptions, score_image_pairs, score_sequence_pairs
+from blurtools.metrics.folder_scoring import score_image_pairs, score_sequence_pairs
+from blurtools.metrics.score_notes import finish_rows
+from blurtools.metrics.score_options import ScoreOptions
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,8 @@ class Method:
 
     ``rows[name]`` is the scorer's row (psnr in dB, ssim in [-1, 1], lpips >= 0 when asked, width,
     height; video rows add order, frames and frame_psnr); ``files[name]`` the prediction's path (image,
-    frame folder or video file); ``gt_files[name]`` the ground truth it was matched to.
+    frame folder or video file); ``gt_files[name]`` the ground truth it was matched to. ``notes``: what
+    the scorer did to the rows, as ``score`` counts it (``psnr_capped``, ``converted_to_gray``).
     """
 
     label: str
@@ -38,6 +42,7 @@ class Method:
     rows: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     files: Dict[str, Path] = field(default_factory=dict)
     gt_files: Dict[str, Any] = field(default_factory=dict)
+    notes: Dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,7 +83,7 @@ def score_method(label: str, path: Path, gt: Path, opts: ScoreOptions, device: t
                     matching.unmatched_pred[0])
     scorer = score_sequence_pairs if video else score_image_pairs
     rows = scorer(matching.pairs, opts, device, lpips=lpips, on_done=on_done)
-    method = Method(label, path)
+    method = Method(label, path, notes=finish_rows(rows))
     for pair, row in zip(matching.pairs, rows):
         method.rows[pair.key] = row
         method.files[pair.key] = pair.pred

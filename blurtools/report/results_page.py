@@ -11,6 +11,7 @@ from html import escape
 from itertools import combinations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from blurtools.metrics.score_notes import IDENTICAL_PSNR_DB
 from blurtools.report.charts import histogram_svg
 from blurtools.report.collect import Method, Results, method_stats
 
@@ -55,11 +56,22 @@ def summary_cards(results: Results) -> str:
                         f"<td>{fmt(s[key]['median'], key)}</td></tr>")
         chart = histogram_svg(s["psnr"]["values"], lo, hi, "dB PSNR", median=s["psnr"]["median"])
         kind = " (blurry input)" if m is results.inputs else ""
+        said = _notes_line(m.notes)
         cards.append(f'<div class="card"><h3>{escape(m.label)}<span class="dim">{kind}</span></h3>'
                      f'<div class="dim mono">{escape(str(m.path))}</div>'
                      f"<table><tr><th></th><th>mean</th><th>median</th></tr>{''.join(rows)}</table>"
-                     f'{chart}<div class="dim">{s["count"]} samples; PSNR histogram, median marked</div></div>')
+                     f'{chart}<div class="dim">{s["count"]} samples; PSNR histogram, median marked{said}</div></div>')
     return f'<div class="cards">{"".join(cards)}</div>'
+
+
+def _notes_line(notes: Dict[str, int]) -> str:
+    """What the scorer did to a method's rows, as ``score`` says it under its table ("" when nothing)."""
+    parts = []
+    if notes.get("psnr_capped"):
+        parts.append(f"{notes['psnr_capped']} identical: PSNR capped at {IDENTICAL_PSNR_DB:g} dB")
+    if notes.get("converted_to_gray"):
+        parts.append(f"{notes['converted_to_gray']} RGB converted to gray to meet gray ground truth")
+    return "".join(f"; {escape(p)}" for p in parts)
 
 
 def _thumb(index: int, uri: str, caption: str, title: str) -> str:

@@ -14,7 +14,8 @@ from typing import Any, Callable, Dict, Optional
 import torch
 from torch import nn
 
-from blurtools.metrics import compute_image_metrics, score_video
+from blurtools.metrics.image import compute_image_metrics
+from blurtools.metrics.video import score_video
 from blurtools.ops.geometry import centre_crop
 from blurtools.train import distributed as D
 
