@@ -134,3 +134,31 @@ def test_plain_integer_path_equals_the_general_path(tmp_path, dtype, channels, b
 
     Image.fromarray(np.zeros((29, 37), np.uint8)).save(gray)
     assert plain_integer_row(decode_pair(Pair("a", paths[0], gray)), 0) is None or channels == 1 and dtype == np.uint8
+
+
+def test_merge_carries_what_the_pieces_counted(tmp_path):
+    """Capped PSNRs and RGB-to-gray conversions are counted in the merged summary as one run counts them."""
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "gt").mkdir()
+    for i in range(4):
+        rgb = rng.integers(0, 256, (20, 24, 3)).astype(np.uint8)
+        if i == 1:  # identical pair: capped
+            Image.fromarray(rgb).save(tmp_path / "gt" / f"{i}.png")
+            Image.fromarray(rgb).save(tmp_path / "pred" / f"{i}.png")
+        else:  # gray ground truth: the (noisy) RGB prediction is converted
+            Image.fromarray(rgb).convert("L").save(tmp_path / "gt" / f"{i}.png")
+            Image.fromarray(rgb ^ rng.integers(0, 8, rgb.shape).astype(np.uint8)).save(tmp_path / "pred" / f"{i}.png")
+    whole = json.loads(run(tmp_path / "pred", tmp_path / "gt", "--json", "-q").stdout)
+    assert whole["summary"]["psnr_capped"] == 1 and whole["summary"]["converted_to_gray"] == 3
+    paths = []
+    for k in range(2):
+        res = run(tmp_path / "pred", tmp_path / "gt", "--shard", f"{k}/2", "--json", "-q")
+        assert res.exit_code == 0, res.output
+        paths.append(tmp_path / f"p{k}.json")
+        paths[-1].write_text(res.stdout)
+    merged = json.loads(run("--merge", *paths, "--json", "-q").stdout)
+    assert merged["summary"] == whole["summary"]
+    assert merged["items"] == whole["items"]

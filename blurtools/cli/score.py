@@ -203,13 +203,11 @@ def _merge(pieces: List[Path], shard: Optional[str], csv_path: Optional[Path], a
     if shard is not None:
         raise UsageError("--merge joins pieces; it does not combine with --shard")
     from blurtools.metrics.folder_scoring import summarize
-    from blurtools.metrics.score_notes import IDENTICAL_PSNR_DB
     from blurtools.metrics.shards import merge_pieces
 
-    rows, head = merge_pieces(pieces)
-    capped = sum(1 for r in rows if IDENTICAL_PSNR_DB in (r.get("psnr"), r.get("middle_psnr"), *(r.get("frame_psnr") or ())))
-    _emit(rows, dict(summarize(rows), **({"psnr_capped": capped} if capped else {})), head, csv_path, as_json,
-          quiet, allow_missing)
+    rows, head, notes = merge_pieces(pieces)
+    _emit(rows, dict(summarize(rows), **{k: v for k, v in notes.items() if v}), head, csv_path, as_json, quiet,
+          allow_missing)
 
 
 def _check_modes(video: bool, align: Optional[AlignModel], best_of_gt: bool, ssim_mode: SsimMode) -> None:

@@ -56,10 +56,15 @@ def _read_piece(path: Path) -> Dict[str, Any]:
     return doc
 
 
-def merge_pieces(paths: Sequence[Path]) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+#: What a piece's summary counts about its rows (see :mod:`blurtools.metrics.score_notes`); merged by sum.
+NOTE_COUNTS = ("psnr_capped", "converted_to_gray")
+
+
+def merge_pieces(paths: Sequence[Path]) -> Tuple[List[Dict[str, Any]], Dict[str, Any], Dict[str, int]]:
     """Join the JSON pieces of one sharded run.
 
-    Returns (rows in one run's order, the first piece's document without its rows and shard record).
+    Returns (rows in one run's order, the first piece's document without its rows, summary and shard
+    record, the pieces' :data:`NOTE_COUNTS` summed: capped PSNRs and gray conversions, as one run counts them).
     Raises BlurtoolsError naming the piece when the pieces are not one complete set: different options,
     version or matching, a slice missing or given twice, or a slice whose row count disagrees.
     """
@@ -93,4 +98,5 @@ def merge_pieces(paths: Sequence[Path]) -> Tuple[List[Dict[str, Any]], Dict[str,
         for item in doc["items"]:
             rows.append({**{k: item[k] for k in order if k in item}, **item})
     head = {k: v for k, v in first.items() if k not in ("items", "shard", "summary")}
-    return rows, head
+    notes = {k: sum(int((doc.get("summary") or {}).get(k) or 0) for _, doc in docs) for k in NOTE_COUNTS}
+    return rows, head, notes
