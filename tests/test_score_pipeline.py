@@ -127,19 +127,3 @@ def test_score_matches_and_starts_decoding_before_torch_loads():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
-
-def test_the_lazy_command_table_names_every_module():
-    import importlib
-
-    import typer
-
-    from blurtools.cli import COMMANDS
-    from blurtools.cli.main import app
-
-    group = typer.main.get_command(app)
-    assert list(group.commands) == list(COMMANDS)
-    for name, module in COMMANDS.items():
-        assert importlib.import_module(f"blurtools.cli.{module}").COMMAND_NAME == name
-        assert group.get_command(None, name).name == name
-    assert group.get_command(None, "no-such-command") is None

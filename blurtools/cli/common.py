@@ -21,6 +21,7 @@ import typing
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import typer
+from typer.models import OptionInfo
 
 from blurtools.errors import BlurtoolsError, Interrupted, UsageError, os_reason
 from blurtools.request import Described, describe_default, described_fields
@@ -212,8 +213,29 @@ def typer_option(field: Described, layered: bool = False) -> Any:
     flag = field.flag + (f"/--no-{field.flag[2:]}" if field.info.negatable else "")
     names = [flag] + ([field.info.short] if field.info.short else [])
     default = None if (layered or field.info.items is not None) else field.default
-    return typer.Option(default, *names, help=option_help(field, layered), metavar=field.info.metavar,
+    info = typer.Option(default, *names, help=field.info.help, metavar=field.info.metavar,
                         hidden=field.info.hidden, show_default=not layered)
+    if field.info.choices is not None:  # listing the choices may load torch: when the command is built, not now
+        info.__class__ = _ChoicesHelp
+        info.make_help = functools.partial(option_help, field, layered)
+    else:
+        info.help = option_help(field, layered)
+    return info
+
+
+class _ChoicesHelp(OptionInfo):
+    """A typer option whose help (listing the accepted names) is written when typer first reads it, building
+    the command: importing a command module stays light (``train --model``'s names come from the models)."""
+
+    make_help: Callable[[], str]
+
+    @property  # type: ignore[override]
+    def help(self) -> str:
+        return self.make_help()
+
+    @help.setter
+    def help(self, value: str) -> None:
+        pass
 
 
 def cli_fields(cls: type) -> List[Described]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any, Dict, Iterator, List, MutableMapping, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from blurtools import __version__
 from blurtools.cli import COMMANDS
@@ -53,6 +54,17 @@ class _Commands(MutableMapping):
         return len(set(COMMANDS) | set(self._built))
 
 
+def command_summary(name: str) -> Any:
+    """A stand-in for subcommand ``name`` that carries only its help, for the root's list of commands.
+
+    Building a command reads its options' help, and ``train --model``'s lists the models (torch, ~2 s); the
+    list needs none of that, so ``blurtools --help`` shows it from the modules' help texts alone.
+    """
+    module = importlib.import_module(f"blurtools.cli.{COMMANDS[name]}")
+    text = module.APP.info.help if hasattr(module, "APP") else module.command.__doc__
+    return TyperCommand(name, help=inspect.cleandoc(text or ""))
+
+
 class LazyGroup(TyperGroup):
     """The root group: lists every command by name, imports a command's module only when it is needed."""
 
@@ -61,12 +73,22 @@ class LazyGroup(TyperGroup):
         registered = dict(self.commands)
         self.commands = _Commands()
         self.commands.update(registered)
+        self._listing = False
 
     def list_commands(self, ctx: Any) -> List[str]:
         return list(self.commands)
 
     def get_command(self, ctx: Any, cmd_name: str) -> Optional[Any]:
+        if self._listing and cmd_name in COMMANDS:
+            return command_summary(cmd_name)
         return self.commands.get(cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
 
 app = typer.Typer(

@@ -13,8 +13,6 @@ import typer
 
 from blurtools.cli.common import handle_errors, setup_logging, stderr_is_terminal, with_requests
 from blurtools.train.config import TrainConfig, load_toml, merge
-from blurtools.train.distributed import env_rank
-from blurtools.train.engine import TrainResult, train
 
 COMMAND_NAME = "train"
 
@@ -117,6 +115,9 @@ def command(
     final weights.pt that deblur / extract-video load. Runs the same under
     torchrun --nproc-per-node K -m blurtools train ... (DDP; rank 0 logs and saves).
     """
+    from blurtools.train.distributed import env_rank
+    from blurtools.train.engine import train
+
     main_rank = env_rank() == 0
     setup_logging(quiet=quiet or not main_rank, verbose=debug)
     cfg = merge(load_toml(config) if config else {}, flags)
@@ -126,8 +127,8 @@ def command(
         print(_result_text(result, json_out), flush=True)
 
 
-def _result_text(result: TrainResult, as_json: bool) -> str:
-    """The run's result line on stdout (JSON with --json)."""
+def _result_text(result: Any, as_json: bool) -> str:
+    """The run's result line on stdout (JSON with --json) of a :class:`blurtools.train.engine.TrainResult`."""
     if as_json:
         doc = {"out": str(result.out), "step": result.step, "total_steps": result.total_steps,
                "finished": result.finished, "weights": str(result.weights) if result.weights else None,

@@ -20,21 +20,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 from blurtools import __version__
 from blurtools.errors import BlurtoolsError, UsageError
-from blurtools.infer.classical import read_kernel
-from blurtools.infer.deblur import deblur_files
-from blurtools.infer.extract import ExtractOptions, extract_files, plan_extract, write_sheet
-from blurtools.infer.inputs import plan_deblur, shard_jobs
-from blurtools.infer.kernel_estimates import check_kernel_model, write_estimates
-from blurtools.infer.loading import Predictor, load_predictor
-from blurtools.infer.outputs import write_meta
-from blurtools.infer.predict import InferOptions
-from blurtools.io.images import IMAGE_EXTENSIONS
-from blurtools.ops.device import resolve_device
+from blurtools.io.arrays import IMAGE_EXTENSIONS
 from blurtools.request import option, parse_shard
+
+if TYPE_CHECKING:
+    from blurtools.infer.loading import Predictor
+    from blurtools.infer.predict import InferOptions
+
+# The pipelines (models, kernels, tiling) import torch, about 2 s: they are imported where a request is
+# checked or run, so `deblur --help`, `extract-video --help` and `blurtools --help` start without them.
 
 OnDone = Optional[Callable[[Any], None]]
 _REFINE_DEFAULT = "Default: classical with blurtools' weights, none with an authors' published checkpoint."
@@ -99,6 +97,8 @@ class InferRequest:
     device: str = option("auto", shared="device")
 
     def __post_init__(self) -> None:
+        from blurtools.ops.device import resolve_device
+
         self._device = resolve_device(self.device)
         self._batch = (4 if self._device.type == "cuda" else 1) if self.batch is None else self.batch
         if self.tile is not None:
@@ -121,6 +121,9 @@ class InferRequest:
     def predictor(self) -> Predictor:
         """The model (or classical method) this request runs, loaded on its device; fills in the window side
         (``--tile``) the predictor prefers when none was given."""
+        from blurtools.infer.classical import read_kernel
+        from blurtools.infer.loading import load_predictor
+
         k = read_kernel(self.kernel) if self.kernel is not None else None
         predictor = load_predictor(self.kind, model=self.model, weights=self.weights or None, device=self._device,
                                    kernel=k, kernel_path=str(self.kernel) if self.kernel else None,
@@ -143,6 +146,8 @@ class InferRequest:
         return {"tool": f"blurtools {self.tool}", "version": __version__, "options": options, "model": predictor.provenance}
 
     def infer_options(self) -> InferOptions:
+        from blurtools.infer.predict import InferOptions
+
         return InferOptions(tile=self._tile, overlap=self.overlap, batch=self._batch, skip_existing=self.skip_existing,
                             keep_going=self.keep_going)
 
@@ -223,12 +228,17 @@ class Plan:
 
 def plan_deblur_run(request: InferRequest, inputs: Sequence[str], output: "str | Path") -> Plan:
     """The plan for ``-o output`` as typed (a trailing / asks for a folder; see infer/output_names.py)."""
+    from blurtools.infer.inputs import plan_deblur, shard_jobs
+
     jobs, folder_mode = plan_deblur(inputs, output)
     return Plan(shard_jobs(jobs, request.shard_part), folder_mode)
 
 
 def plan_extract_run(request: ExtractRequest, video: VideoRequest, inputs: Sequence[str], output: "str | Path") -> Plan:
     """The plan for ``-o output`` as typed (a trailing / asks for a folder; see infer/output_names.py)."""
+    from blurtools.infer.extract import plan_extract
+    from blurtools.infer.inputs import shard_jobs
+
     jobs, folder_mode = plan_extract(inputs, output, video.fmt.lower() if video.fmt else None)
     return Plan(shard_jobs(jobs, request.shard_part), folder_mode)
 
@@ -246,6 +256,8 @@ def kernel_writer(predictor: Predictor, jobs: List[Any], output_folder: Optional
     """
     if folder is None:
         return None
+    from blurtools.infer.kernel_estimates import check_kernel_model, write_estimates
+
     check_kernel_model(predictor)
     stems = {job.dst: (job.dst.relative_to(output_folder).with_suffix("").as_posix() if output_folder is not None
                        else job.src.stem) for job in jobs}
@@ -255,6 +267,9 @@ def kernel_writer(predictor: Predictor, jobs: List[Any], output_folder: Optional
 def run_deblur(request: DeblurRequest, inputs: Sequence[str], output: "str | Path", plan: Plan,
                on_done: OnDone = None, on_window: OnWindow = None) -> Any:
     """Deblur the plan's jobs; a folder output also gets its meta.json. Returns the outcome (items, skipped, failed)."""
+    from blurtools.infer.deblur import deblur_files
+    from blurtools.infer.outputs import write_meta
+
     output = Path(output)
     predictor = request.predictor()
     options = request.options(inputs, output, predictor)
@@ -271,6 +286,9 @@ def run_deblur(request: DeblurRequest, inputs: Sequence[str], output: "str | Pat
 def run_extract(request: ExtractRequest, video: VideoRequest, inputs: Sequence[str], output: "str | Path",
                 plan: Plan, on_done: OnDone = None, on_window: OnWindow = None) -> Any:
     """Extract the plan's videos (and the contact sheet); output folders get their meta.json. Returns the outcome."""
+    from blurtools.infer.extract import ExtractOptions, extract_files, write_sheet
+    from blurtools.infer.outputs import write_meta
+
     output = Path(output)
     predictor = request.predictor()
     base = request.options(inputs, output, predictor)

@@ -20,15 +20,14 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence
 from blurtools.errors import BlurtoolsError, UsageError
 from blurtools.io.atomic import atomic_write_bytes
 from blurtools.request import option
-from blurtools.synth.pipeline import RunStats
 from blurtools.synth.request import SynthRequest, run_synthesis
-from blurtools.synth.stills import StillMaker
 
 if TYPE_CHECKING:
     from blurtools.synth.coded_psf import PhaseOptions
+    from blurtools.synth.pipeline import RunStats
 
-# The optics (coded_psf, phase_coding) import scipy.fft: measured +0.45 s on every `blurtools --help`, so they
-# are imported where a phase-code run needs them.
+# The optics (coded_psf, phase_coding) import scipy.fft and torch: measured +0.45 s and about 2 s on every
+# `blurtools --help`, so they (and the stills' renderer) are imported where a phase-code run needs them.
 
 TOOL = "phase-code"
 PADS = ("reflect", "zeros")
@@ -121,6 +120,7 @@ def run_phase_code(sources: Sequence[Path], output: Path, phase: PhaseRequest, s
     """
     from blurtools.synth.coded_psf import build_stack, stack_digest, stack_to_npy_bytes, strip_png_bytes
     from blurtools.synth.phase_coding import CodedExposure
+    from blurtools.synth.stills import StillMaker
 
     cfg, control = synth.config(), synth.control()
     k = instants(synth)

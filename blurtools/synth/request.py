@@ -18,15 +18,17 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence
 
 from blurtools.errors import UsageError
-from blurtools.ops.crf import parse_crf
-from blurtools.ops.device import resolve_device
 from blurtools.request import option, parse_shard
-from blurtools.synth.noise import NOISE_PRESETS
-from blurtools.synth.pipeline import RunControl, RunStats, SynthConfig, parse_size, synthesize
-from blurtools.synth.stills import StillMaker
+
+if TYPE_CHECKING:
+    from blurtools.synth.pipeline import RunControl, RunStats, SynthConfig
+    from blurtools.synth.stills import StillMaker
+
+# The pipeline, the camera response and the noise model import torch (about 2 s): they are imported where a
+# request is checked or run, so `blur-synth --help` and `blurtools --help` start without them.
 
 
 def _cpus() -> int:
@@ -81,6 +83,10 @@ class SynthRequest:
         return self._config
 
     def _check_config(self) -> SynthConfig:
+        from blurtools.ops.crf import parse_crf
+        from blurtools.synth.noise import NOISE_PRESETS
+        from blurtools.synth.pipeline import SynthConfig, parse_size
+
         noise = (self.noise or "none").lower()
         if noise != "none" and noise not in NOISE_PRESETS:
             raise UsageError(f"--noise {self.noise}: choose none, {', '.join(NOISE_PRESETS)}")
@@ -95,6 +101,9 @@ class SynthRequest:
 
     def control(self) -> RunControl:
         """How the run executes: shard, sample cap, device (resolved here), encoder threads, PNG level."""
+        from blurtools.ops.device import resolve_device
+        from blurtools.synth.pipeline import RunControl
+
         return RunControl(shard=parse_shard(self.shard), max_samples=self.max_samples,
                           device=resolve_device(self.device), workers=self.workers or _cpus(),
                           compress_level=self.png_level)
@@ -114,6 +123,8 @@ def run_synthesis(tool: str, sources: Sequence[Path], output: Path, cfg: SynthCo
                   shared_files: Optional[Dict[str, bytes]] = None,
                   on_window: Optional[Callable[[Any], None]] = None) -> RunStats:
     """Run the pipeline (:func:`~blurtools.synth.pipeline.synthesize`) with a ``render`` of exposures."""
+    from blurtools.synth.pipeline import synthesize
+
     return synthesize(list(sources), output, tool, options, cfg, control, render, still_exposure=still_exposure,
                       shared_files=shared_files, on_window=on_window)
 
@@ -121,6 +132,8 @@ def run_synthesis(tool: str, sources: Sequence[Path], output: Path, cfg: SynthCo
 def run_blur_synth(sources: Sequence[Path], output: Path, request: SynthRequest,
                    on_window: Optional[Callable[[Any], None]] = None, tool: str = "blur-synth") -> RunStats:
     """blur-synth: every window's blurry image is the average of its frames in linear light."""
+    from blurtools.synth.stills import StillMaker
+
     cfg, control = request.config(), request.control()
     stills = StillMaker(cfg, request.trajectory(), control.device)
     return run_synthesis(tool, sources, output, cfg, control, request.record(cfg, stills, sources),

@@ -30,9 +30,16 @@ from blurtools import __version__
 from blurtools.errors import UsageError
 from blurtools.io.atomic import atomic_write_text
 from blurtools.request import coerce_all, option
-from blurtools.train.checkpoint import check_run_folder, read_checkpoint
-from blurtools.train.recipes import trainable_names
 from blurtools.train.schedule import SCHEDULES
+
+# Checkpoints and recipes (models) import torch, about 2 s: they are imported where a run is settled or the
+# model names are listed, so `train --help` and `blurtools --help` start without them.
+
+
+def _trainable_names() -> Any:
+    from blurtools.train.recipes import trainable_names
+
+    return trainable_names()
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +67,7 @@ class TrainConfig:
     (optimiser, step) is not taken from it. ``stop_at`` stops (after saving last.pt) as if killed.
     """
 
-    model: str = option("", short="-m", help="Model to train", choices=lambda: trainable_names())
+    model: str = option("", short="-m", help="Model to train", choices=_trainable_names)
     data: str = option("", help="Training data: a .h5 pack or a sample-set folder.")
     val: Optional[str] = option(None, help="Validation data (.h5 or sample set): PSNR/SSIM and best.pt.")
     out: str = option("", short="-o", help="Run folder: config.json, last.pt, best.pt, weights.pt, metrics.jsonl.")
@@ -271,6 +278,8 @@ def settle_run(cfg: TrainConfig, resume: bool = False) -> Tuple[TrainConfig, Opt
     Returns:
         (the validated configuration of the run, RUN/last.pt to resume from or None).
     """
+    from blurtools.train.checkpoint import check_run_folder, read_checkpoint
+
     run = Path(cfg.out) if cfg.out else None
     if resume and run is not None and (run / "last.pt").is_file():
         given = given_values(cfg)

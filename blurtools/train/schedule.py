@@ -10,11 +10,12 @@ checkpoint records what was used and refuses a resume under a different schedule
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List
-
-import torch
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from blurtools.errors import UsageError
+
+if TYPE_CHECKING:  # the schedule only sets numbers on an optimiser; the names load without torch
+    import torch
 
 SCHEDULES = ("cosine", "step", "constant")
 
@@ -60,6 +61,7 @@ class StageSchedule:
         total: steps in the stage. The other arguments as :func:`lr_factor`.
 
     Example:
+        >>> import torch
         >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
         >>> sched = StageSchedule(opt, total=10, schedule="constant")
         >>> sched.set(3); opt.param_groups[0]["lr"]
