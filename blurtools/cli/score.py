@@ -164,7 +164,7 @@ def command(
 
     For real-blur benchmarks, where a result cannot be pixel-aligned with its ground truth, --align scores after the best alignment: --align translation --best-of-gt as the Köhler et al. 2012 benchmark does, --align homography as RealBlur (Rim et al. 2020) does. The aligned image is scored as it is (alpha times the warped prediction, neither rounded nor clamped) over the pixels the warp fills. A pair that cannot be aligned (too different, a shift beyond --max-shift, a correlation below --min-corr) is not scored: its row has status "unaligned", null metrics and the reason, the means cover the other rows, and a warning on standard error lists it.
     """
-    from blurtools.metrics.score_notes import IDENTICAL_PSNR_DB, finish_rows
+    from blurtools.metrics.score_notes import IDENTICAL_PSNR_DB, finish_rows, summarize
     from blurtools.metrics.score_options import ScoreOptions
     from blurtools.metrics.shards import Shard, shard_record
 
@@ -182,8 +182,6 @@ def command(
                         align=align.value if align else None, max_shift=max_shift, min_corr=min_corr,
                         ssim_window=ssim_mask.value)
     rows, matching, start = _score(pred, gt, opts, video, best_of_gt, ignore_unmatched, lpips, device, quiet, piece)
-    from blurtools.metrics.folder_scoring import summarize
-
     said = {k: v for k, v in finish_rows(rows).items() if v}  # what was capped or converted, when anything was
     options = _record_options(pred, gt, ssim_mode, y, crop_border, lpips, video, align, best_of_gt, max_shift, min_corr,
                               ssim_mask)
@@ -202,7 +200,7 @@ def _merge(pieces: List[Path], shard: Optional[str], csv_path: Optional[Path], a
     """`score --merge PIECE...`: the table, CSV or JSON one run would give, from a sharded run's JSON pieces."""
     if shard is not None:
         raise UsageError("--merge joins pieces; it does not combine with --shard")
-    from blurtools.metrics.folder_scoring import summarize
+    from blurtools.metrics.score_notes import summarize
     from blurtools.metrics.shards import merge_pieces
 
     rows, head, notes = merge_pieces(pieces)
@@ -281,7 +279,7 @@ def _emit(rows: List[Dict[str, Any]], summary: Dict[str, Any], head: Dict[str, A
           as_json: bool, quiet: bool = False, allow_missing: bool = False) -> None:
     """Write the CSV, then print JSON (``head`` + summary + items) or the table with notes on what the means
     cover; ground-truth items without a prediction then fail the run unless ``allow_missing``."""
-    from blurtools.metrics.folder_scoring import json_safe
+    from blurtools.metrics.score_notes import json_safe
 
     missing = list(head.get("unmatched_gt") or [])
     summary = dict(summary, missing=len(missing))

@@ -13,7 +13,6 @@ the ``reason``. ``score_best_of_gt`` keeps a prediction's best frame by PSNR amo
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -55,10 +54,6 @@ def _tensors(decoded: DecodedPair) -> Tuple[Pair, torch.Tensor, torch.Tensor, in
     elif pa.shape[0] != pb.shape[0]:  # a gray prediction of a colour picture: scored as the gray RGB it shows
         pa, pb = pa.expand(3, -1, -1), pb.expand(3, -1, -1)
     return decoded.pair, pa, pb, peak, to_gray_now
-
-
-def _finite(v: float) -> Optional[float]:
-    return None if v is None or math.isinf(v) or math.isnan(v) else float(v)
 
 
 def _stored(x: torch.Tensor, peak: int) -> torch.Tensor:
@@ -326,43 +321,3 @@ def score_sequence_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torc
         if on_done:
             on_done(1)
     return rows
-
-
-NUMERIC_SKIP = ("width", "height", "frame_psnr", "frames", "gt_frame", "gt_frames", "dx", "dy", "alpha")
-
-
-def summarize(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    """Mean of every numeric metric column over the rows (PSNR's mean is inf when any image is identical).
-
-    Rows whose metrics are None (pairs that could not be aligned) are left out of the means; ``unaligned``
-    counts them when the rows come from aligned scoring.
-    """
-    summary: Dict[str, Any] = {"count": len(rows)}
-    if not rows:
-        return summary
-
-    def numeric(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    for key in rows[0]:
-        # A metric column stays in the summary (as None) even when no row could be scored.
-        if key in NUMERIC_SKIP or not (key in ("psnr", "ssim", "lpips") or any(numeric(r.get(key)) for r in rows)):
-            continue
-        vals = [r[key] for r in rows if numeric(r.get(key))]
-        summary[key] = float(np.mean(vals)) if vals else None
-    if "status" in rows[0]:
-        summary["unaligned"] = sum(1 for r in rows if r["status"] != "ok")
-    if "order" in rows[0]:
-        summary["reversed"] = sum(1 for r in rows if r["order"] == "reversed")
-    return summary
-
-
-def json_safe(value: Any) -> Any:
-    """Replace inf/nan (not valid JSON) by None, recursively."""
-    if isinstance(value, float):
-        return _finite(value)
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
