@@ -127,3 +127,38 @@ def test_score_matches_and_starts_decoding_before_torch_loads():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_batched_path_gives_the_threaded_paths_rows(tmp_path):
+    """The path a GPU takes (batches of one size and depth) scores as the CPU's threads do, gray
+    conversion, sizes and depths mixed; checked here on the CPU."""
+    import torch
+
+    from blurtools.io.pair_decoding import decode_pairs
+    from blurtools.io.pairs import match
+    from blurtools.io.png16 import encode_png16
+    from blurtools.metrics.folder_scoring import score_image_pairs, score_pairs_in_batches
+    from blurtools.metrics.score_options import ScoreOptions
+
+    rng = np.random.default_rng(4)
+    (tmp_path / "p").mkdir()
+    (tmp_path / "g").mkdir()
+    for i, (shape, kind) in enumerate([((30, 40, 3), "rgb"), ((30, 40, 3), "rgb"), ((30, 40, 3), "gray-gt"),
+                                       ((25, 33, 3), "rgb"), ((30, 40, 3), "16"), ((30, 40, 3), "rgb")]):
+        gt = rng.integers(0, 256, shape).astype(np.uint8)
+        pred = np.clip(gt.astype(int) + rng.integers(-9, 10, shape), 0, 255).astype(np.uint8)
+        if kind == "16":
+            (tmp_path / "p" / f"{i}.png").write_bytes(encode_png16(pred.astype(np.uint16) * 257))
+            (tmp_path / "g" / f"{i}.png").write_bytes(encode_png16(gt.astype(np.uint16) * 257))
+            continue
+        Image.fromarray(pred).save(tmp_path / "p" / f"{i}.png")
+        Image.fromarray(gt).convert("L" if kind == "gray-gt" else "RGB").save(tmp_path / "g" / f"{i}.png")
+    pairs = match(tmp_path / "p", tmp_path / "g").pairs
+    for opts in (ScoreOptions(batch=4), ScoreOptions(batch=3, y=True, crop_border=2), ScoreOptions(ssim_mode="matlab3d")):
+        threaded = score_image_pairs(pairs, opts, torch.device("cpu"))
+        batched = score_pairs_in_batches(decode_pairs(pairs, 2), opts, torch.device("cpu"))
+        assert [r["name"] for r in batched] == [r["name"] for r in threaded]
+        for a, b in zip(batched, threaded):
+            assert a.keys() == b.keys()
+            assert a["psnr"] == pytest.approx(b["psnr"], abs=1e-9) and a["ssim"] == pytest.approx(b["ssim"], abs=1e-7)
+        assert sum(1 for r in batched if r.get("_converted_to_gray")) == 1

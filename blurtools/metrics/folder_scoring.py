@@ -130,6 +130,14 @@ def score_image_pairs(pairs: Sequence[Pair], opts: ScoreOptions, device: torch.d
     stream = decoded if decoded is not None else decode_pairs(pairs, opts.workers)
     if device.type == "cpu":
         return _score_pairs_in_threads(stream, opts, lpips, on_done)
+    return score_pairs_in_batches(stream, opts, device, lpips, on_done)
+
+
+def score_pairs_in_batches(stream: Iterable[DecodedPair], opts: ScoreOptions, device: torch.device,
+                           lpips: Optional[LpipsMetric] = None,
+                           on_done: Optional[Callable[[int], None]] = None) -> List[Dict[str, Any]]:
+    """The accelerator path of :func:`score_image_pairs`: consecutive decoded pairs of one size and depth go
+    to ``device`` together, ``opts.batch`` at a time (any device works; on the CPU threads are faster)."""
     rows: List[Dict[str, Any]] = []
     batch: List[Tuple[Pair, torch.Tensor, torch.Tensor, int, bool]] = []
 
