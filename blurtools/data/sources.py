@@ -12,7 +12,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 
 from blurtools.errors import BlurtoolsError
-from blurtools.io.images import read_array
+from blurtools.io.arrays import read_array
 from blurtools.io.png16 import SIGNATURE, png_header
 from blurtools.io.sampleset import Sample, SampleSet
 

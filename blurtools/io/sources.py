@@ -34,7 +34,7 @@ from typing import Callable, Deque, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from blurtools.errors import BlurtoolsError, UsageError
-from blurtools.io.images import is_image_path, read_array
+from blurtools.io.arrays import is_image_path, read_array
 from blurtools.io.video import is_video_path, iter_frames, list_frame_files, natural_key
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from blurtools.io.images import read_array
+from blurtools.io.arrays import read_array
 
 IMAGE_MODES = ("copy", "link", "none")
 #: Formats every browser shows; other files are converted to PNG for the page.

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from blurtools.io.images import read_array
+from blurtools.io.arrays import read_array
 from blurtools.report.assets import AssetFolder, error_map, png_bytes, thumbnail_uri, to_rgb8
 from blurtools.report.collect import Method, Results
 

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from blurtools.io.images import read_array
+from blurtools.io.arrays import read_array
 from blurtools.io.video import iter_frames
 from blurtools.report.assets import error_map, thumbnail_uri, to_rgb8
 from blurtools.report.collect import Results

@@ -64,7 +64,7 @@ class StageSchedule:
         >>> import torch
         >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
         >>> sched = StageSchedule(opt, total=10, schedule="constant")
-        >>> sched.set(3); opt.param_groups[0]["lr"]
+        >>> _ = sched.set(3); opt.param_groups[0]["lr"]
         0.1
     """
 
