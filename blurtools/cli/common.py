@@ -235,7 +235,7 @@ class _ChoicesHelp(OptionInfo):
 
     @help.setter
     def help(self, value: str) -> None:
-        pass
+        self.plain_help = value  # what typer's constructor sets: the text without the names
 
 
 def cli_fields(cls: type) -> List[Described]:

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -21,6 +20,7 @@ from blurtools import __version__
 from blurtools.data.h5layout import FORMAT, crc_of, pack_info, verify_pack
 from blurtools.data.sources import read_sample_arrays
 from blurtools.io.atomic import atomic_path
+from blurtools.io.prefetch import Prefetch
 from blurtools.io.sampleset import Sample, SampleSet
 
 log = logging.getLogger("blurtools.data.h5pack")
@@ -207,25 +207,15 @@ def copy_chunks(src: Any, dst: Any, i: int, j: int) -> None:
 
 
 def prefetch(units: List[Unit], workers: int, sample_bytes: int) -> Iterator[Tuple[Unit, Tuple[np.ndarray, np.ndarray]]]:
-    """Decode samples in threads, a bounded number ahead of the writer, yielding them in order."""
-    if workers <= 1 or len(units) <= 1:
-        for u in units:
-            yield u, _load(u)
-        return
+    """Decode samples in threads, a bounded number ahead of the writer (:class:`blurtools.io.prefetch.Prefetch`,
+    at most PREFETCH_BYTES of them), yielding (unit, arrays) in order; what has not started when the writer
+    stops is cancelled."""
     ahead = max(1, min(2 * workers, PREFETCH_BYTES // max(1, 2 * sample_bytes)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pack-h5-read") as pool:
-        pending = [pool.submit(_load, u) for u in units[:ahead]]
-        try:
-            for k, u in enumerate(units):
-                result = pending[k].result()
-                pending[k] = None  # type: ignore[call-overload]
-                if k + ahead < len(units):
-                    pending.append(pool.submit(_load, units[k + ahead]))
-                yield u, result
-        finally:
-            for fut in pending:
-                if fut is not None:
-                    fut.cancel()
+    stream = Prefetch(lambda u: (u, _load(u)), units, workers if len(units) > 1 else 1, ahead)
+    try:
+        yield from stream
+    finally:
+        stream.close()
 
 
 def _umask_mode(path: Path) -> None:
